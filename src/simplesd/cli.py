@@ -1,0 +1,162 @@
+"""The `ssd` command line: a thin layer over the stage functions.
+
+Every stage takes `--config FILE` (YAML) and any number of `key.sub=value` overrides; its `--help` lists
+every config key it reads with the default and what it does. Bad input prints one line and exits with 2.
+Heavy libraries are imported inside the stages, so `ssd --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import SSDConfig, describe, load_config, to_yaml
+from .io import InputError
+
+_SECTIONS = {
+    "sample": ("model", "prompts", "sample"),
+    "filter": ("filter",),
+    "train": ("model", "train"),
+    "run": ("model", "prompts", "sample", "filter", "train", "eval", "output_dir"),
+}
+
+
+def _keys_epilog(sections: tuple[str, ...]) -> str:
+    rows = [r for r in describe() if r[0].split(".")[0] in sections]
+    width = max(len(k) for k, _, _ in rows)
+    lines = ["config keys (set in --config YAML or as key=value arguments):"]
+    for key, default, help_text in rows:
+        lines.append(f"  {key:<{width}}  {help_text} [default: {default}]")
+    return "\n".join(lines)
+
+
+def _parser_for(sub, name: str, help_text: str, description: str):
+    p = sub.add_parser(name, help=help_text, description=description, epilog=_keys_epilog(_SECTIONS[name]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="YAML config file (same keys as below)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. sample.top_p=0.9")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ssd",
+        description="Simple Self-Distillation for code LLMs: sample from the frozen model, filter barely, "
+        "fine-tune on its own samples, decode at a tuned temperature.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = _parser_for(sub, "sample", "step 1: draw N samples per problem from the frozen model",
+                    "Samples cfg.sample.n solutions per problem into sharded JSONL with a manifest. Rerunning the "
+                    "same command after a crash continues where it stopped.")
+    p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
+    p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = _parser_for(sub, "filter", "step 2: drop empty and shortest samples, write train.jsonl",
+                    "Filters samples (a `ssd sample` directory or a JSONL file) into train.jsonl "
+                    '({"messages": [user, assistant]} per line) and stats.json.')
+    p.add_argument("--samples", required=True, help="`ssd sample` output directory or a samples JSONL file")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = _parser_for(sub, "train", "step 3: SFT on the filtered samples with TRL",
+                    "Fine-tunes the model on train.jsonl (loss on the assistant turn and its end-of-turn token "
+                    "only). Writes OUT/model (loadable by transformers and vLLM), checkpoints and TensorBoard "
+                    "logs; rerunning resumes from the last checkpoint. Launch with `accelerate launch -m "
+                    "simplesd.cli train ...` for several GPUs.")
+    p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
+    p.add_argument("--data", required=True, help="train.jsonl from `ssd filter`")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = _parser_for(sub, "run", "sample -> filter -> train (-> evaluate) in one resumable run",
+                    "Runs every stage into OUT/{sample,filter,train}. Stages whose outputs are complete for "
+                    "the same config and inputs are skipped, so rerunning resumes.")
+    p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
+    p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
+    p.add_argument("--out", help="run directory (output_dir)")
+
+    p = sub.add_parser("demo", help="the whole pipeline on a tiny built-in model, offline",
+                       description="Builds a tiny random-weight Llama with its own tokenizer and runs `ssd run` on "
+                       "the built-in demo problems. It shows every stage working; it cannot show SSD's effect.")
+    p.add_argument("--out", default="runs/demo", help="run directory [default: runs/demo]")
+    p.add_argument("--quick", action="store_true", help="fewer tokens and steps (about a minute)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    p = sub.add_parser("config", help="show the resolved config", description="Prints the resolved config as YAML.")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = csub.add_parser("show", help="print the resolved config (defaults <- --config <- overrides)",
+                           epilog=_keys_epilog(_SECTIONS["run"]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("--config", metavar="FILE", help="YAML config file")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    return parser
+
+
+def _config(args, extra: list[str] = ()) -> SSDConfig:
+    shortcuts = []
+    if getattr(args, "model", None):
+        shortcuts.append(f"model.name_or_path={args.model}")
+    if getattr(args, "prompts", None):
+        shortcuts.append(f"prompts.path={args.prompts}")
+    return load_config(args.config, [*args.overrides, *shortcuts, *extra])
+
+
+def _check_sections(args, command: str) -> None:
+    allowed = _SECTIONS[command]
+    for o in args.overrides:
+        key = o.split("=", 1)[0]
+        if key.split(".")[0] not in allowed:
+            raise InputError(f"config key '{key}' is not used by `ssd {command}` (it reads {', '.join(allowed)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return _dispatch(args)
+    except InputError as e:
+        print(f"ssd: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    progress = not getattr(args, "no_progress", False)
+    if args.command == "config":
+        print(to_yaml(load_config(args.config, args.overrides)), end="")
+        return 0
+    if args.command == "demo":
+        from .pipeline import demo
+
+        demo(args.out, quick=args.quick, progress=progress)
+        return 0
+    _check_sections(args, args.command)
+    if args.command == "sample":
+        from .sample import sample
+
+        m = sample(_config(args), args.out, progress=progress)
+        print(f"sample: {m['counts']['samples']} samples for {m['counts']['problems']} problems -> {args.out}")
+    elif args.command == "filter":
+        from .filter import filter_samples
+
+        m = filter_samples(args.samples, _config(args).filter, args.out)
+        c = m["counts"]
+        print(f"filter: kept {c['kept']} of {c['total']} -> {args.out}/train.jsonl")
+    elif args.command == "train":
+        from .train import train
+
+        m = train(_config(args), args.data, args.out, progress=progress)
+        if m is not None:  # the main process of a multi-process launch
+            print(f"train: {m['counts']['optimizer_steps']} steps, final loss {m['counts']['final_loss']} -> {args.out}/model")
+    elif args.command == "run":
+        from .pipeline import run
+
+        cfg = _config(args, [f"output_dir={args.out}"] if args.out else [])
+        run(cfg, progress=progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

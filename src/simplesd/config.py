@@ -1,0 +1,327 @@
+"""One config object with the paper's defaults in one place.
+
+`SSDConfig` is loaded from YAML (optional) and then from `key.sub=value` overrides, in that order. Unknown
+keys and values of the wrong type are `InputError`s naming the key. Every field carries a help text, which
+the CLI prints, so `ssd config show` and `ssd <stage> --help` document every option.
+
+Paper defaults (Zhang et al. 2026, "Embarrassingly Simple Self-Distillation Improves Code Generation"):
+sample at T_train 1.5 with top-k 20 and top-p 0.8, one sample per prompt; drop empty outputs and the
+shortest 10 %; SFT with AdamW, cosine schedule, peak LR 5e-6, batch 32; decode at a separately tuned T_eval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import InputError
+
+
+def _f(default, help: str, **kw):
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = _f("", "Hugging Face hub id or local directory of the causal LM to self-distil.")
+    revision: str | None = _f(None, "Hub revision (branch, tag or commit) of the model.")
+    trust_remote_code: bool = _f(False, "Allow model repositories that ship their own Python code.")
+    dtype: str = _f("auto", "Weights dtype: auto (bf16 on GPUs that have it, else float32), bfloat16, float16, float32.")
+    chat_template: str | None = _f(None, "Path to a Jinja chat template replacing the tokenizer's own (sampling and training both use it).")
+
+
+@dataclass
+class PromptsConfig:
+    path: str = _f("", "Problem file (.jsonl, .jsonl.gz, .parquet) or a `datasets` hub id.")
+    split: str = _f("train", "Split to load when `path` is a hub id.")
+    format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
+    max_prompts: int | None = _f(None, "Use only the first N problems (after loading, in file order).")
+
+
+@dataclass
+class SampleConfig:
+    backend: str = _f("transformers", "Sampling engine: transformers (CPU/GPU, batched generate).")
+    temperature: float = _f(1.5, "T_train. Applied first; the truncations below act on the tempered distribution. 0 = greedy.")
+    top_k: int = _f(20, "Keep the k most likely tokens (0 = off). Applied after temperature.")
+    top_p: float = _f(0.8, "Keep the smallest set of tokens whose tempered probability reaches p (1.0 = off). After top-k.")
+    min_p: float = _f(0.0, "Drop tokens whose probability is below min_p x the top token's (0 = off). Last.")
+    n: int = _f(1, "Samples per prompt (paper: 1).")
+    max_new_tokens: int = _f(4096, "Generation cap per sample (paper: 65536). Hitting it gives finish_reason=length.")
+    seed: int = _f(0, "Global sampling seed; every batch's seed derives from it, the shard and the batch index.")
+    batch_size: int = _f(8, "Prompts per generate() call (each expands to n sequences). Prompts are length-bucketed.")
+    shard_size: int = _f(64, "Prompts per output shard: the unit that is written atomically and resumed.")
+    device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
+
+
+@dataclass
+class FilterConfig:
+    drop_empty: bool = _f(True, "Drop samples whose output is empty or whitespace.")
+    drop_shortest_fraction: float = _f(0.1, "Drop this fraction of the remaining samples, shortest (in output tokens) first.")
+    require_code_block: bool = _f(False, "Drop samples without a fenced code block (off in the paper).")
+    dedup: bool = _f(False, "Drop exact duplicate (prompt, output) pairs, keeping the first.")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _f(False, "Train LoRA adapters (PEFT) instead of all weights.")
+    r: int = _f(64, "LoRA rank.")
+    alpha: int = _f(128, "LoRA alpha (scaling = alpha / r).")
+    dropout: float = _f(0.05, "Dropout on the LoRA branch.")
+    target_modules: list[str] = _f(["all-linear"], "Modules to adapt (PEFT names; 'all-linear' = every linear but the head).")
+    merge: bool = _f(True, "Merge adapters into the weights when saving, so transformers and vLLM load the model as is.")
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = _f(5e-6, "Peak learning rate (paper: 5e-6).")
+    lr_scheduler: str = _f("cosine", "transformers scheduler name (paper: cosine).")
+    warmup_ratio: float = _f(0.03, "Fraction of the steps spent warming up linearly to the peak LR.")
+    optimizer: str = _f("adamw_torch", "transformers optimizer name (paper: AdamW).")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    effective_batch_size: int = _f(32, "Sequences per optimizer step over all devices (paper: 32); reached by gradient accumulation.")
+    per_device_batch_size: int = _f(1, "Sequences per device per forward pass.")
+    epochs: float = _f(1.0, "Passes over the filtered samples.")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1 = use epochs).")
+    max_seq_length: int = _f(8192, "Longest training sequence in tokens (prompt + sample); longer ones are truncated.")
+    packing: bool = _f(False, "Pack sequences into max_seq_length rows without cross-sample attention (TRL BFD packing).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    precision: str = _f("auto", "auto (bf16 where the hardware has it, else fp32), bf16, fp16, fp32.")
+    save_steps: int = _f(200, "Write a resumable checkpoint every N optimizer steps.")
+    save_total_limit: int = _f(2, "Checkpoints to keep.")
+    logging_steps: int = _f(1, "Log loss, LR and tokens/s every N steps (console and TensorBoard).")
+    seed: int = _f(0, "Training seed (data order, dropout, LoRA init).")
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA / PEFT settings."})
+
+
+@dataclass
+class EvalConfig:
+    temperature: float = _f(0.6, "T_eval, tuned separately from T_train (ml-ssd's default is 0.6).")
+    temperatures: list[float] = _f([], "T_eval values to sweep; empty = just `temperature`.")
+    top_k: int = _f(20, "top-k at evaluation (0 = off).")
+    top_p: float = _f(0.95, "top-p at evaluation (1.0 = off).")
+    min_p: float = _f(0.0, "min-p at evaluation (0 = off).")
+    n: int = _f(10, "Samples per problem for pass@k.")
+    max_new_tokens: int = _f(4096, "Generation cap per evaluation sample.")
+    seed: int = _f(1234, "Evaluation sampling seed.")
+
+
+@dataclass
+class SSDConfig:
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The frozen base model."})
+    prompts: PromptsConfig = field(default_factory=PromptsConfig, metadata={"help": "Problems to sample on."})
+    sample: SampleConfig = field(default_factory=SampleConfig, metadata={"help": "Step 1: sampling."})
+    filter: FilterConfig = field(default_factory=FilterConfig, metadata={"help": "Step 2: filtering."})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Step 3: fine-tuning."})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Step 4: evaluation."})
+    output_dir: str = _f("runs/ssd", "Run directory (one sub-directory per stage).")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading, overriding, validating
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Checks `value` against the annotation `tp` and returns it converted (int -> float only)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except InputError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):  # command-line form: a,b,c
+            value = [v for v in value.split(",") if v != ""]
+            if item is not str:
+                value = [yaml.safe_load(v) for v in value]
+        if not isinstance(value, list):
+            raise InputError(f"config key '{key}': expected a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise InputError(f"config key '{key}': expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply_mapping(obj: Any, mapping: dict, prefix: str = "") -> None:
+    hints = _hints(type(obj))
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        if k not in hints:
+            raise InputError(f"unknown config key '{key}'" + _suggest(type(obj), str(k), prefix))
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(v, dict):
+                raise InputError(f"config key '{key}': expected a mapping of {tp.__name__} fields, got {v!r}")
+            _apply_mapping(getattr(obj, k), v, key + ".")
+        else:
+            setattr(obj, k, _coerce(v, tp, key))
+
+
+def _suggest(cls, name: str, prefix: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_hints(cls)), n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'sample.top_p=0.9' -> ('sample.top_p', 0.9). Values are read as YAML scalars ('null' -> None)."""
+    if "=" not in text:
+        raise InputError(f"override '{text}': expected key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, (raw, value)
+
+
+def apply_override(cfg: SSDConfig, text: str) -> None:
+    key, (raw, value) = parse_override(text)
+    obj: Any = cfg
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        hints = _hints(type(obj))
+        sub = ".".join(parts[: i + 1])
+        if part not in hints:
+            raise InputError(f"unknown config key '{sub}'" + _suggest(type(obj), part, ".".join(parts[:i]) + ("." if i else "")))
+        tp = hints[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(tp):
+                raise InputError(f"config key '{key}' is a section; set one of its fields, e.g. {key}.<field>=...")
+            # a string field takes the text as written (so `model.revision=1234` stays a string)
+            wants_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp) and value is not None)
+            setattr(obj, part, _coerce(raw if wants_str else value, tp, key))
+        else:
+            if not dataclasses.is_dataclass(tp):
+                raise InputError(f"config key '{sub}' is not a section")
+            obj = getattr(obj, part)
+
+
+def validate(cfg: SSDConfig) -> SSDConfig:
+    """Range checks that types alone cannot express. Each error names the key."""
+    s, fl, t = cfg.sample, cfg.filter, cfg.train
+
+    def bad(key, why):
+        raise InputError(f"config key '{key}': {why}")
+
+    if s.backend != "transformers":
+        bad("sample.backend", f"only transformers is available in this version, got {s.backend!r}")
+    for prefix, sec in (("sample", s), ("eval", cfg.eval)):
+        if sec.temperature < 0:
+            bad(f"{prefix}.temperature", "must be >= 0")
+        if sec.top_k < 0:
+            bad(f"{prefix}.top_k", "must be >= 0 (0 = off)")
+        if not 0 < sec.top_p <= 1:
+            bad(f"{prefix}.top_p", "must be in (0, 1]")
+        if not 0 <= sec.min_p < 1:
+            bad(f"{prefix}.min_p", "must be in [0, 1)")
+        if sec.n < 1:
+            bad(f"{prefix}.n", "must be >= 1")
+        if sec.max_new_tokens < 1:
+            bad(f"{prefix}.max_new_tokens", "must be >= 1")
+    if s.batch_size < 1:
+        bad("sample.batch_size", "must be >= 1")
+    if s.shard_size < 1:
+        bad("sample.shard_size", "must be >= 1")
+    if not 0 <= fl.drop_shortest_fraction < 1:
+        bad("filter.drop_shortest_fraction", "must be in [0, 1)")
+    if t.learning_rate <= 0:
+        bad("train.learning_rate", "must be > 0")
+    if t.effective_batch_size < 1 or t.per_device_batch_size < 1:
+        bad("train.effective_batch_size", "batch sizes must be >= 1")
+    if t.effective_batch_size % t.per_device_batch_size:
+        bad("train.effective_batch_size", f"must be a multiple of train.per_device_batch_size ({t.per_device_batch_size})")
+    if t.precision not in ("auto", "bf16", "fp16", "fp32"):
+        bad("train.precision", f"must be auto, bf16, fp16 or fp32, got {t.precision!r}")
+    if cfg.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
+        bad("model.dtype", f"must be auto, bfloat16, float16 or float32, got {cfg.model.dtype!r}")
+    if cfg.prompts.format not in ("auto", "rstar", "livecodebench", "humaneval"):
+        bad("prompts.format", f"must be auto, rstar, livecodebench or humaneval, got {cfg.prompts.format!r}")
+    if cfg.prompts.max_prompts is not None and cfg.prompts.max_prompts < 1:
+        bad("prompts.max_prompts", "must be >= 1 or null")
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: SSDConfig | None = None) -> SSDConfig:
+    """Defaults <- YAML file <- overrides, then validated."""
+    cfg = base if base is not None else SSDConfig()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{p}: malformed YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{p}: expected a mapping at the top level")
+        try:
+            _apply_mapping(cfg, data)
+        except InputError as e:
+            raise InputError(f"{p}: {e}") from None
+    for o in overrides:
+        apply_override(cfg, o)
+    return validate(cfg)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def describe(cls=SSDConfig, prefix: str = "", default_obj: Any = None) -> list[tuple[str, str, str]]:
+    """(key, default, help) for every leaf field: the documentation `--help` prints."""
+    obj = default_obj if default_obj is not None else cls()
+    rows = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += describe(tp, f"{prefix}{f.name}.", getattr(obj, f.name))
+        else:
+            rows.append((f"{prefix}{f.name}", repr(getattr(obj, f.name)), f.metadata.get("help", "")))
+    return rows

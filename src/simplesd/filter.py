@@ -1,0 +1,127 @@
+"""Step 2: filter, barely. No verifier, no tests, no teacher.
+
+In order: drop empty outputs; optionally drop outputs without a fenced code block; optionally drop exact
+duplicate (prompt, output) pairs; then drop the shortest `drop_shortest_fraction` of what remains (by output
+tokens, ties broken by input order, floor(fraction x count) samples). Writes `train.jsonl` with one
+`{"messages": [user, assistant]}` per kept sample (the user turn is the sampler's prompt, byte for byte),
+`stats.json` (kept / dropped by reason, length histograms) and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from pathlib import Path
+
+from .config import FilterConfig, to_dict
+from .io import InputError, atomic_write_jsonl, fingerprint_path, write_json
+from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .sample import iter_samples
+
+log = logging.getLogger(__name__)
+
+CODE_BLOCK = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
+_REQUIRED = {"prompt_id": str, "prompt": str, "output": str, "completion_tokens": int}
+
+
+def histogram(values: list[int], bins: int = 20, edges: list[float] | None = None) -> dict:
+    import numpy as np
+
+    if edges is None:
+        hi = max(values) if values else 1
+        edges = np.linspace(0, max(hi, 1), bins + 1).tolist()
+    counts, _ = np.histogram(values, bins=edges)
+    return {"edges": [round(e, 2) for e in edges], "counts": counts.tolist()}
+
+
+def _validate(where: str, r: dict) -> None:
+    for name, tp in _REQUIRED.items():
+        if name not in r:
+            raise InputError(f"{where}: missing field '{name}'")
+        if not isinstance(r[name], tp) or isinstance(r[name], bool):
+            raise InputError(f"{where}: field '{name}' must be {tp.__name__}, got {type(r[name]).__name__}")
+
+
+def select(records: list[dict], cfg: FilterConfig) -> tuple[list[int], dict[int, str]]:
+    """Returns (indices kept in input order, {dropped index: reason})."""
+    dropped: dict[int, str] = {}
+    alive = list(range(len(records)))
+    if cfg.drop_empty:
+        for i in alive:
+            if not records[i]["output"].strip():
+                dropped[i] = "empty"
+        alive = [i for i in alive if i not in dropped]
+    if cfg.require_code_block:
+        for i in alive:
+            if not CODE_BLOCK.search(records[i]["output"]):
+                dropped[i] = "no_code_block"
+        alive = [i for i in alive if i not in dropped]
+    if cfg.dedup:
+        seen = set()
+        for i in alive:
+            key = (records[i]["prompt"], records[i]["output"])
+            if key in seen:
+                dropped[i] = "duplicate"
+            seen.add(key)
+        alive = [i for i in alive if i not in dropped]
+    k = math.floor(cfg.drop_shortest_fraction * len(alive))
+    for i in sorted(alive, key=lambda i: (records[i]["completion_tokens"], i))[:k]:
+        dropped[i] = "shortest"
+    return [i for i in alive if i not in dropped], dropped
+
+
+def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) -> dict:
+    out_dir = Path(out_dir)
+    samples = Path(samples)
+    if not samples.exists():
+        raise InputError(f"{samples}: samples not found (a sample directory or a JSONL file)")
+    inputs = {"samples": fingerprint_path(samples)}
+    fp = fingerprint("filter", to_dict(cfg), inputs)
+    if stage_is_done(out_dir, fp):
+        log.info("filter: %s is complete for this config and these inputs; skipping", out_dir)
+        return load_manifest(out_dir)
+    t0 = time.time()
+    records = []
+    for where, r in iter_samples(samples):
+        _validate(where, r)
+        records.append(r)
+    if not records:
+        raise InputError(f"{samples}: no samples to filter")
+    kept, dropped = select(records, cfg)
+    if not kept:
+        raise InputError(f"{samples}: every sample was filtered out ({len(dropped)} dropped); nothing to train on")
+
+    rows = (
+        {"messages": [{"role": "user", "content": records[i]["prompt"]},
+                      {"role": "assistant", "content": records[i]["output"]}],
+         "prompt_id": records[i]["prompt_id"], "sample_index": records[i].get("sample_index", 0)}
+        for i in kept
+    )
+    atomic_write_jsonl(out_dir / "train.jsonl", rows)
+
+    reasons = ["empty", "no_code_block", "duplicate", "shortest"]
+    lengths = [r["completion_tokens"] for r in records]
+    all_hist = histogram(lengths)
+    stats = {
+        "total": len(records),
+        "kept": len(kept),
+        "dropped": {reason: sum(1 for v in dropped.values() if v == reason) for reason in reasons},
+        "finish_reason": {fr: sum(1 for r in records if r.get("finish_reason") == fr) for fr in ("stop", "length")},
+        "kept_prompts": len({records[i]["prompt_id"] for i in kept}),
+        "length_tokens": {
+            "all": all_hist,
+            "kept": histogram([lengths[i] for i in kept], edges=all_hist["edges"]),
+            "dropped": histogram([lengths[i] for i in dropped], edges=all_hist["edges"]),
+            "shortest_kept": min(lengths[i] for i in kept),
+            "mean_kept": round(sum(lengths[i] for i in kept) / len(kept), 2),
+        },
+    }
+    write_json(out_dir / "stats.json", stats)
+    return write_manifest(
+        out_dir, stage="filter", fp=fp, config=to_dict(cfg), inputs=inputs,
+        outputs=["train.jsonl", "stats.json"],
+        counts={"total": stats["total"], "kept": stats["kept"], **{f"dropped_{k}": v for k, v in stats["dropped"].items()}},
+        timings={"total": time.time() - t0},
+    )

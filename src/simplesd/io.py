@@ -1,0 +1,161 @@
+"""File helpers every stage shares: clear input errors, JSONL reading, atomic writes, hashing.
+
+Outputs are always written to a temporary name in the same directory and renamed into place, so a
+killed stage never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class InputError(Exception):
+    """Bad user input. The CLI prints the message as one line and exits with status 2."""
+
+
+def open_text(path: str | Path):
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def require_file(path: str | Path, what: str = "input file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} is not a file")
+    return path
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yields (line number, object) for each non-blank line; a malformed line is an InputError naming file:line."""
+    path = require_file(path)
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def require_field(path: str | Path, lineno: int, record: dict, field: str, types: type | tuple = str) -> Any:
+    """Returns record[field], or raises an InputError naming file:line and the field."""
+    if field not in record:
+        raise InputError(f"{path}:{lineno}: missing field '{field}'")
+    value = record[field]
+    if not isinstance(value, types):
+        names = "/".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise InputError(f"{path}:{lineno}: field '{field}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _atomic_open(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return os.fdopen(fd, "w", encoding="utf-8"), Path(tmp)
+
+
+def _commit(f, tmp: Path, path: Path) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    f, tmp = _atomic_open(path)
+    try:
+        f.write(text)
+        _commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
+    path = Path(path)
+    f, tmp = _atomic_open(path)
+    n = 0
+    try:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+        _commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = require_file(path)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def remove_stale_temporaries(directory: str | Path) -> None:
+    """Deletes temporaries a killed writer left behind (they never carry committed data)."""
+    for tmp in Path(directory).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return sha256_text(json.dumps(obj, sort_keys=True, default=str))
+
+
+def fingerprint_path(path: str | Path) -> str:
+    """A content fingerprint of a file or directory, cheap enough for multi-GB model folders.
+
+    Files under 16 MiB are hashed whole; larger ones (weights) by size plus their first and last MiB, which
+    changes whenever a checkpoint is rewritten. A path that does not exist (a hub id) is fingerprinted by name.
+    """
+    path = Path(path)
+    if not path.exists():
+        return "name:" + str(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and "checkpoint-" not in str(p))
+    h = hashlib.sha256()
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(path) if p != path else p.name}\0{size}\0".encode())
+        with open(p, "rb") as f:
+            if size <= 16 << 20:
+                h.update(f.read())
+            else:
+                h.update(f.read(1 << 20))
+                f.seek(size - (1 << 20))
+                h.update(f.read(1 << 20))
+    return h.hexdigest()

@@ -1,0 +1,163 @@
+"""Problem sets and the paper's two prompt templates.
+
+Loads problems from JSONL(.gz)/Parquet files or a `datasets` hub id, in three published formats:
+- rStar-Coder seed problems: `question`, `starter_code` (empty for stdin problems);
+- LiveCodeBench code_generation_lite: `question_id`, `question_content`, `starter_code`, ...;
+- HumanEval: `task_id`, `prompt` (signature + docstring), `entry_point`.
+
+The user turn is built with one of the paper's two templates (stdin/stdout problems vs starter-code
+problems, as in LiveCodeBench and apple/ml-ssd) and then rendered with the model's own chat template.
+Sampling and training both go through `user_prompt` and the same tokenizer chat template, so the model is
+trained on exactly the context it sampled from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .io import InputError, read_jsonl
+
+# The paper's templates (LiveCodeBench's code-generation prompts as used by apple/ml-ssd).
+STDIN_TEMPLATE = (
+    "You will be given a question (problem specification) and will generate a correct Python program that "
+    "matches the specification and passes all tests. You will NOT return anything except for the program.\n\n"
+    "Question: {question}\n\n"
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the "
+    "sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program runs, "
+    "it reads the inputs, runs the algorithm and writes output to STDOUT.\n"
+    "```python\n  # YOUR CODE HERE\n```"
+)
+STARTER_TEMPLATE = (
+    "You will be given a question (problem specification) and will generate a correct Python program that "
+    "matches the specification and passes all tests. You will NOT return anything except for the program.\n\n"
+    "Question: {question}\n\n"
+    "You will use the following starter code to write the solution to the problem and enclose your code within "
+    "delimiters as follows.\n"
+    "```python\n{starter_code}\n```"
+)
+HUMANEVAL_QUESTION = "Complete the Python function `{entry_point}` so that it does what its docstring says."
+
+FORMATS = ("rstar", "livecodebench", "humaneval")
+_ID_FIELDS = ("question_id", "task_id", "problem_id", "id")
+
+
+@dataclass
+class Problem:
+    id: str
+    question: str
+    starter_code: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # difficulty, contest_date, entry_point, ... as given
+
+    @property
+    def kind(self) -> str:
+        return "starter" if self.starter_code.strip() else "stdin"
+
+
+def user_prompt(problem: Problem) -> str:
+    """The user turn, before the chat template. Byte-identical in sampling and in train.jsonl."""
+    if problem.kind == "starter":
+        return STARTER_TEMPLATE.format(question=problem.question, starter_code=problem.starter_code)  # verbatim, as the reference does
+    return STDIN_TEMPLATE.format(question=problem.question)
+
+
+def chat_text(tokenizer, user_text: str) -> str:
+    """The full generation context: the model's chat template with the generation prompt appended."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def detect_format(record: dict) -> str | None:
+    if "question_content" in record:
+        return "livecodebench"
+    if "entry_point" in record and "prompt" in record:
+        return "humaneval"
+    if "question" in record:
+        return "rstar"
+    return None
+
+
+def _get_str(where: str, record: dict, name: str, required: bool = True) -> str:
+    if name not in record or record[name] is None:
+        if required:
+            raise InputError(f"{where}: missing field '{name}'")
+        return ""
+    value = record[name]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def problem_from_record(record: dict, fmt: str, where: str, index: int) -> Problem:
+    pid = next((record[k] for k in _ID_FIELDS if record.get(k) not in (None, "")), None)
+    pid = str(pid) if pid is not None else f"row-{index}"
+    if fmt == "humaneval":
+        entry = _get_str(where, record, "entry_point")
+        code = _get_str(where, record, "prompt")
+        if not code.strip():
+            raise InputError(f"{where}: field 'prompt' is empty")
+        return Problem(pid, HUMANEVAL_QUESTION.format(entry_point=entry), code, {"entry_point": entry})
+    qfield = "question_content" if fmt == "livecodebench" else "question"
+    question = _get_str(where, record, qfield)
+    if not question.strip():
+        raise InputError(f"{where}: field '{qfield}' is empty")
+    starter = _get_str(where, record, "starter_code", required=False)
+    meta = {k: record[k] for k in ("difficulty", "contest_date", "platform", "source") if k in record}
+    return Problem(pid, question, starter, meta)
+
+
+def _records(path: str, split: str) -> Iterator[tuple[str, dict]]:
+    """(location for error messages, record) from a local file or a `datasets` hub id."""
+    p = Path(path)
+    name = p.name.lower()
+    if p.exists() or name.endswith((".jsonl", ".jsonl.gz", ".json", ".parquet")):
+        if name.endswith(".parquet"):
+            if not p.is_file():
+                raise InputError(f"{p}: problem file not found")
+            import pyarrow.parquet as pq
+
+            try:
+                table = pq.read_table(p)
+            except Exception as e:  # pyarrow raises several types for a damaged file
+                raise InputError(f"{p}: not a readable Parquet file ({e})") from None
+            for i, row in enumerate(table.to_pylist()):
+                yield f"{p}:row {i}", row
+            return
+        for lineno, rec in read_jsonl(p):
+            yield f"{p}:{lineno}", rec
+        return
+    # not a local file: a `datasets` hub id (what users with a hub run; unreachable offline)
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(path, split=split)
+    except Exception as e:
+        raise InputError(f"{path}: not a local file, and loading it as a datasets hub id failed: {e}") from None
+    for i, row in enumerate(ds):
+        yield f"{path}[{split}]:row {i}", row
+
+
+def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None) -> list[Problem]:
+    if not path:
+        raise InputError("no problem set given (set prompts.path or pass --prompts)")
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for i, (where, rec) in enumerate(_records(path, split)):
+        if max_prompts is not None and len(problems) >= max_prompts:
+            break
+        f = fmt if fmt != "auto" else detect_format(rec)
+        if f is None:
+            raise InputError(
+                f"{where}: cannot tell the record format (expected 'question', 'question_content' or "
+                f"'prompt'+'entry_point'); set prompts.format"
+            )
+        prob = problem_from_record(rec, f, where, i)
+        if prob.id in seen:
+            raise InputError(f"{where}: duplicate problem id '{prob.id}' (first at {seen[prob.id]})")
+        seen[prob.id] = where
+        problems.append(prob)
+    if not problems:
+        raise InputError(f"{path}: no problems found")
+    return problems

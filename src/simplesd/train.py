@@ -1,0 +1,237 @@
+"""Step 3: plain SFT on (prompt, own sample) pairs with TRL's SFTTrainer.
+
+Each `train.jsonl` row `{"messages": [user, assistant]}` becomes a conversational prompt-completion example
+(`prompt=[user]`, `completion=[assistant]`). TRL renders it with the tokenizer's chat template (the same one
+the sampler used, with the generation prompt) and computes the loss on the completion only: the prompt's
+tokens get label -100, the assistant's tokens and the end-of-turn token the template closes them with are
+trained. Full fine-tuning or LoRA (PEFT) by config; gradient accumulation reaches the effective batch;
+checkpoints resume; loss, LR and tokens/s go to the console and TensorBoard. The final model is saved as a
+plain transformers directory (LoRA merged by default) that transformers and vLLM load as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .config import SSDConfig, to_dict
+from .io import InputError, fingerprint_path, read_json, read_jsonl, write_json
+from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def read_train_rows(path: str | Path) -> list[dict]:
+    """train.jsonl -> [{"prompt": [user], "completion": [assistant]}], validating every line."""
+    rows = []
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        msgs = rec.get("messages")
+        if not isinstance(msgs, list):
+            raise InputError(f"{where}: field 'messages' must be a list of chat messages")
+        if len(msgs) != 2 or not all(isinstance(m, dict) for m in msgs):
+            raise InputError(f"{where}: field 'messages' must hold exactly [user, assistant], got {len(msgs)} items")
+        for i, (m, role) in enumerate(zip(msgs, ("user", "assistant"))):
+            if m.get("role") != role:
+                raise InputError(f"{where}: field 'messages[{i}].role' must be '{role}', got {m.get('role')!r}")
+            if not isinstance(m.get("content"), str):
+                raise InputError(f"{where}: field 'messages[{i}].content' must be a string")
+        rows.append({"prompt": [{"role": "user", "content": msgs[0]["content"]}],
+                     "completion": [{"role": "assistant", "content": msgs[1]["content"]}]})
+    if not rows:
+        raise InputError(f"{path}: no training examples")
+    return rows
+
+
+def _precision(name: str) -> tuple[bool, bool]:
+    """(bf16, fp16) for SFTConfig."""
+    import torch
+
+    if name == "auto":
+        return (torch.cuda.is_available() and torch.cuda.is_bf16_supported()), False
+    if name in ("bf16", "fp16") and not torch.cuda.is_available():
+        raise InputError(f"config key 'train.precision': {name} needs a GPU here; use auto or fp32")
+    return name == "bf16", name == "fp16"
+
+
+def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True):
+    """The configured SFTTrainer (not yet trained), its tokenizer, and the accumulation steps used."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from .models import load_tokenizer
+
+    t = cfg.train
+    rows = read_train_rows(train_file)
+    tokenizer = load_tokenizer(cfg.model)
+    bf16, fp16 = _precision(t.precision)
+    out_dir = Path(out_dir)
+    args = SFTConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a fraction of the total steps
+        optim=t.optimizer,
+        weight_decay=t.weight_decay,
+        per_device_train_batch_size=t.per_device_batch_size,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        max_length=t.max_seq_length,
+        packing=t.packing,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not torch.cuda.is_available(),  # also lets torchrun/accelerate run several CPU processes (gloo)
+        dataloader_pin_memory=torch.cuda.is_available(),
+        gradient_checkpointing=t.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        report_to=["tensorboard"],
+        seed=t.seed,
+        disable_tqdm=not progress,
+        model_init_kwargs={"dtype": "auto", "trust_remote_code": cfg.model.trust_remote_code,
+                           "revision": cfg.model.revision},
+    )
+    # accumulate to the effective batch over all processes (args.world_size asks accelerate how many there are)
+    per_step = t.per_device_batch_size * args.world_size
+    if t.effective_batch_size % per_step:
+        raise InputError(
+            f"config key 'train.effective_batch_size': {t.effective_batch_size} is not a multiple of "
+            f"per_device_batch_size x processes = {per_step}"
+        )
+    accum = args.gradient_accumulation_steps = t.effective_batch_size // per_step
+    peft_config = None
+    if t.lora.enabled:
+        from peft import LoraConfig as PeftLoraConfig
+
+        targets = t.lora.target_modules
+        peft_config = PeftLoraConfig(
+            r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout, task_type="CAUSAL_LM",
+            target_modules=targets[0] if targets == ["all-linear"] else targets,
+        )
+    trainer = _trainer_class()(
+        model=cfg.model.name_or_path,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    from transformers.integrations import TensorBoardCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback):
+            cb.logging_dir = str(out_dir / "tensorboard")
+    return trainer, tokenizer, accum
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class SSDTrainer(SFTTrainer):
+        """SFTTrainer that also logs training tokens per second (from TRL's own token count)."""
+
+        def train(self, *args, **kwargs):
+            self._tps_mark = (time.time(), getattr(self, "_total_train_tokens", 0))
+            return super().train(*args, **kwargs)
+
+        def log(self, logs, start_time=None):
+            if "loss" in logs and hasattr(self, "_tps_mark"):
+                now, tokens = time.time(), getattr(self, "_total_train_tokens", 0)
+                t0, n0 = self._tps_mark
+                if now > t0 and tokens > n0:
+                    logs["tokens_per_second"] = round((tokens - n0) / (now - t0), 2)
+                self._tps_mark = (now, tokens)
+            return super().log(logs, start_time)
+
+    return SSDTrainer
+
+
+def train_inputs(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, str]:
+    inputs = {"model": fingerprint_path(cfg.model.name_or_path), "train_file": fingerprint_path(train_file)}
+    return inputs, fingerprint("train", {"model": to_dict(cfg.model), "train": to_dict(cfg.train)}, inputs)
+
+
+def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True) -> dict | None:
+    """Fine-tunes cfg.model on train_file; writes out_dir/model (loadable as is), checkpoints, TensorBoard logs.
+
+    Returns the manifest; under a multi-process launch (torchrun / accelerate launch) only the main process
+    writes files and gets it, the others get None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out_dir = Path(out_dir)
+    train_file = Path(train_file)
+    if not train_file.is_file():
+        raise InputError(f"{train_file}: training file not found (run `ssd filter` first)")
+    inputs, fp = train_inputs(cfg, train_file)
+    if stage_is_done(out_dir, fp):
+        log.info("train: %s is complete for this config and these inputs; skipping", out_dir)
+        return load_manifest(out_dir)
+    t0 = time.time()
+    ckpt_dir = out_dir / "checkpoints"
+    state_file = out_dir / "train_state.json"
+    if int(os.environ.get("RANK", "0")) == 0:  # one process cleans up; the others wait at the barrier below
+        if state_file.is_file() and read_json(state_file).get("fingerprint") != fp and ckpt_dir.exists():
+            log.warning("train: checkpoints in %s come from another config or input; starting over", ckpt_dir)
+            shutil.rmtree(ckpt_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(state_file, {"fingerprint": fp})
+
+    trainer, tokenizer, accum = build_trainer(cfg, train_file, out_dir, progress)
+    trainer.accelerator.wait_for_everyone()
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last:
+        log.info("train: resuming from %s", last)
+    t_train = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    t_trained = time.time()
+
+    # every process takes part in saving (FSDP/ZeRO gather the weights); only the main process writes files
+    main = trainer.accelerator.is_main_process
+    final, tmp = out_dir / "model", out_dir / ".model.tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if cfg.train.lora.enabled:
+        trainer.save_model(str(out_dir / "adapter"))
+        if cfg.train.lora.merge and main:
+            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(tmp)
+        elif main:
+            shutil.copytree(out_dir / "adapter", tmp)
+    else:
+        trainer.save_model(str(tmp))
+    trainer.accelerator.wait_for_everyone()
+    if not main:
+        return None
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    losses = [h["loss"] for h in history]
+    tps = [h["tokens_per_second"] for h in history if "tokens_per_second" in h]
+    counts = {
+        "examples": len(trainer.train_dataset),
+        "optimizer_steps": trainer.state.global_step,
+        "gradient_accumulation_steps": accum,
+        "processes": trainer.args.world_size,
+        "trained_tokens": getattr(trainer, "_total_train_tokens", None),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "train_loss": result.training_loss,
+        "mean_tokens_per_second": round(sum(tps) / len(tps), 2) if tps else None,
+    }
+    write_json(out_dir / "log_history.json", trainer.state.log_history)
+    outputs = ["model", "log_history.json"] + (["adapter"] if cfg.train.lora.enabled else [])
+    return write_manifest(
+        out_dir, stage="train", fp=fp, config={"model": to_dict(cfg.model), "train": to_dict(cfg.train)},
+        inputs=inputs, outputs=outputs, counts=counts,
+        timings={"setup": t_train - t0, "train": t_trained - t_train, "save": time.time() - t_trained,
+                 "total": time.time() - t0},
+        seeds={"train.seed": cfg.train.seed},
+        extra={"resumed_from": last, "precision": cfg.train.precision},
+    )

@@ -1,0 +1,46 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+HUMANEVAL = SHARED / "HumanEval.jsonl.gz"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A real (random-weight) Llama + trained BPE tokenizer with a chat template, built once per session."""
+    from simplesd.testbed.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture()
+def problems_file(tmp_path) -> Path:
+    """Twelve problems in rStar-Coder seed format, half stdin, half starter code."""
+    p = tmp_path / "problems.jsonl"
+    with open(p, "w") as f:
+        for i in range(12):
+            starter = "" if i % 2 == 0 else f"class Solution:\n    def f{i}(self, x: int) -> int:\n        "
+            f.write(json.dumps({"question_id": f"q{i}", "question": f"Print {i} times the input" + " please" * i,
+                                "starter_code": starter}) + "\n")
+    return p
+
+
+def ssd(*args, check=False, timeout=600, env=None):
+    """Runs the installed `ssd` command in a subprocess (what users run)."""
+    r = subprocess.run([sys.executable, "-m", "simplesd.cli", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, env={**os.environ, **(env or {})})
+    if check and r.returncode != 0:
+        raise AssertionError(f"ssd {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+

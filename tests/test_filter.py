@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from conftest import read_jsonl, ssd
+from simplesd.config import FilterConfig
+from simplesd.filter import filter_samples
+from simplesd.io import InputError
+
+
+def _write_samples(path, outputs):
+    with open(path, "w") as f:
+        for i, (out, length) in enumerate(outputs):
+            f.write(json.dumps({"prompt_id": f"p{i}", "sample_index": 0, "prompt": f"Question {i}?\n```python\n# x\n```",
+                                "output": out, "completion_tokens": length, "finish_reason": "stop"}) + "\n")
+
+
+def test_empty_and_shortest_ten_percent(tmp_path):
+    # 2 empty, 20 with lengths 1..20 (listed in a shuffled order)
+    lengths = [7, 3, 20, 1, 15, 2, 9, 11, 4, 18, 5, 6, 8, 10, 12, 13, 14, 16, 17, 19]
+    outputs = [("", 1), ("  \n", 2)] + [(f"```python\nprint({n})\n```" if n % 2 else f"print({n})", n) for n in lengths]
+    _write_samples(tmp_path / "s.jsonl", outputs)
+    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(), tmp_path / "f")
+    stats = json.loads((tmp_path / "f" / "stats.json").read_text())
+    assert stats["total"] == 22 and stats["kept"] == 18
+    assert stats["dropped"] == {"empty": 2, "no_code_block": 0, "duplicate": 0, "shortest": 2}
+    assert stats["length_tokens"]["shortest_kept"] == 3  # lengths 1 and 2 dropped: floor(0.1 * 20) = 2
+    assert sum(stats["length_tokens"]["all"]["counts"]) == 22
+    assert sum(stats["length_tokens"]["kept"]["counts"]) == 18 and sum(stats["length_tokens"]["dropped"]["counts"]) == 4
+    assert m["counts"]["kept"] == 18 and m["counts"]["dropped_shortest"] == 2
+    rows = read_jsonl(tmp_path / "f" / "train.jsonl")
+    assert len(rows) == 18
+    src = read_jsonl(tmp_path / "s.jsonl")
+    by_id = {r["prompt_id"]: r for r in src}
+    for row in rows:
+        user, assistant = row["messages"]
+        assert user == {"role": "user", "content": by_id[row["prompt_id"]]["prompt"]}  # byte-identical prompt
+        assert assistant == {"role": "assistant", "content": by_id[row["prompt_id"]]["output"]}
+    assert [r["prompt_id"] for r in rows] == [r["prompt_id"] for r in src if r["completion_tokens"] >= 3 and r["output"].strip()]
+
+
+def test_code_block_and_dedup_options(tmp_path):
+    outputs = [("```python\nx = 1\n```", 10), ("no code here", 11), ("```python\nx = 1\n```", 10), ("```\ny\n```", 12)]
+    _write_samples(tmp_path / "s.jsonl", outputs)
+    # same prompt for the duplicate pair
+    rows = read_jsonl(tmp_path / "s.jsonl")
+    rows[2]["prompt"] = rows[0]["prompt"]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = FilterConfig(require_code_block=True, dedup=True, drop_shortest_fraction=0.0)
+    filter_samples(tmp_path / "s.jsonl", cfg, tmp_path / "f")
+    stats = json.loads((tmp_path / "f" / "stats.json").read_text())
+    assert stats["dropped"] == {"empty": 0, "no_code_block": 1, "duplicate": 1, "shortest": 0}
+    assert [r["prompt_id"] for r in read_jsonl(tmp_path / "f" / "train.jsonl")] == ["p0", "p3"]
+    # off by default, like the paper
+    filter_samples(tmp_path / "s.jsonl", FilterConfig(drop_shortest_fraction=0.0), tmp_path / "g")
+    assert len(read_jsonl(tmp_path / "g" / "train.jsonl")) == 4
+
+
+def test_bad_samples_name_file_line_field(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"prompt_id": "a", "prompt": "q", "output": "x", "completion_tokens": 3}\n'
+                 '{"prompt_id": "b", "prompt": "q", "completion_tokens": 3}\n')
+    with pytest.raises(InputError, match=r"s.jsonl:2: missing field 'output'"):
+        filter_samples(p, FilterConfig(), tmp_path / "f")
+    p.write_text('{"prompt_id": "a", "prompt": "q", "output": "x", "completion_tokens": "3"}\n')
+    with pytest.raises(InputError, match=r"s.jsonl:1: field 'completion_tokens' must be int"):
+        filter_samples(p, FilterConfig(), tmp_path / "f")
+    p.write_text('{"prompt_id": "a", "prompt": "q", "output": " ", "completion_tokens": 3}\n')
+    with pytest.raises(InputError, match="every sample was filtered out"):
+        filter_samples(p, FilterConfig(), tmp_path / "f")
+    assert not (tmp_path / "f" / "train.jsonl").exists()
+    r = ssd("filter", "--samples", tmp_path / "nope", "--out", tmp_path / "f")
+    assert r.returncode == 2 and r.stderr.strip() == f"ssd: error: {tmp_path / 'nope'}: samples not found (a sample directory or a JSONL file)"
+    p.write_text('{"prompt_id": "a", "prompt": "q", "output": "x", "completion_tokens": 3}\n{oops\n')
+    r = ssd("filter", "--samples", p, "--out", tmp_path / "f")
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"ssd: error: {p}:2: malformed JSON")
+    r = ssd("filter", "--samples", p, "--out", tmp_path / "f", "sample.n=3")
+    assert r.returncode == 2 and "not used by `ssd filter`" in r.stderr

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from conftest import ssd
+
+
+def _run_args(tiny_model, problems_file, out):
+    return ["run", "--model", tiny_model, "--prompts", problems_file, "--out", out, "--no-progress",
+            "sample.max_new_tokens=24", "sample.n=2", "sample.shard_size=5", "train.learning_rate=1e-3",
+            "train.effective_batch_size=4", "train.max_seq_length=256"]
+
+
+def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, problems_file):
+    out = tmp_path / "run"
+    r = ssd(*_run_args(tiny_model, problems_file, out), check=True)
+    assert "no grader is installed" in r.stdout  # a clear stop after train until the evaluator lands
+    run = json.loads((out / "run.json").read_text())
+    assert run["evaluated"] is False and run["tuned_model"] == str(out / "train" / "model")
+    manifests = {s: json.loads((out / s / "manifest.json").read_text()) for s in ("sample", "filter", "train")}
+    for stage, m in manifests.items():
+        assert m["complete"] and m["stage"] == stage
+        assert m["environment"]["packages"]["torch"] and "git_commit" in m["environment"]
+        assert m["inputs"] and m["timings_s"]["total"] >= 0 and m["counts"]
+    assert manifests["sample"]["counts"]["samples"] == 24
+    assert manifests["filter"]["counts"]["total"] == 24
+    kept = manifests["filter"]["counts"]["kept"]
+    assert kept == 24 - manifests["filter"]["counts"]["dropped_empty"] - manifests["filter"]["counts"]["dropped_shortest"]
+    assert manifests["train"]["counts"]["examples"] == kept
+    assert manifests["train"]["counts"]["optimizer_steps"] == -(-kept // 4)
+    # the filter stage's input is the sample stage's output, the train stage's input is the filter's output
+    assert (out / "config.yaml").read_text().startswith("model:")
+
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "train" / "model")
+
+    # rerun: every stage is complete for the same config and inputs, so nothing runs again
+    r = ssd(*_run_args(tiny_model, problems_file, out), check=True)
+    assert r.stderr.count("skipping") == 3
+    for stage, m in manifests.items():
+        assert json.loads((out / stage / "manifest.json").read_text())["finished_at"] == m["finished_at"]
+
+    # a changed filter setting reruns filter and train, not sample
+    r = ssd(*_run_args(tiny_model, problems_file, out), "filter.drop_shortest_fraction=0.5", check=True)
+    assert "sample: " in r.stderr and r.stderr.count("skipping") == 1
+    assert json.loads((out / "filter" / "manifest.json").read_text())["counts"]["dropped_shortest"] >= 10
+
+
+def test_ssd_demo_quick(tmp_path):
+    r = ssd("demo", "--quick", "--out", tmp_path / "demo", "--no-progress", check=True)
+    assert "demo summary" in r.stdout and "kept" in r.stdout
+    run = json.loads((tmp_path / "demo" / "run.json").read_text())
+    assert run["stages"]["sample"]["counts"]["problems"] == 24
+    assert run["stages"]["train"]["counts"]["final_loss"] < run["stages"]["train"]["counts"]["first_loss"]
+
+
+@pytest.mark.slow
+def test_ssd_demo_full_and_its_readme_command(tmp_path):
+    r = ssd("demo", "--out", tmp_path / "demo", "--no-progress", check=True, timeout=1200)
+    run = json.loads((tmp_path / "demo" / "run.json").read_text())
+    assert run["stages"]["sample"]["counts"]["samples"] == 48
+    assert run["stages"]["train"]["counts"]["final_loss"] < 0.9 * run["stages"]["train"]["counts"]["first_loss"]
+    assert "demo summary" in r.stdout

@@ -1,0 +1,197 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import read_jsonl, ssd
+from simplesd.config import SSDConfig
+from simplesd.models import stop_token_ids
+from simplesd.sample import generate_batch, generation_kwargs, sample
+
+
+def reference_distribution(logits, temperature, top_k, top_p, min_p):
+    """The documented order written out directly: temperature, top-k, top-p, min-p, renormalise."""
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    keep = torch.ones_like(probs, dtype=torch.bool)
+    if top_k:
+        kth = torch.topk(probs, top_k).values[..., -1:]
+        keep &= probs >= kth
+    if top_p < 1:
+        q = torch.where(keep, probs, 0.0)
+        q = q / q.sum(-1, keepdim=True)
+        sorted_q, idx = torch.sort(q, descending=True)
+        mass_before = torch.cumsum(sorted_q, -1) - sorted_q
+        nucleus = torch.zeros_like(keep).scatter(-1, idx, mass_before < top_p)
+        keep &= nucleus
+    if min_p:
+        q = torch.where(keep, probs, 0.0)
+        keep &= q >= min_p * q.max(-1, keepdim=True).values
+    out = torch.where(keep, probs, 0.0)
+    return out / out.sum(-1, keepdim=True)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    # a random model is nearly uniform; sharpen it so that every truncation cuts a real tail
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40.0)
+    return model, tok
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, min_p", [
+    (1.5, 20, 0.8, 0.0),   # the paper's T_train truncation
+    (0.6, 20, 0.95, 0.0),  # a typical T_eval
+    (1.0, 0, 0.7, 0.0),    # top-p alone
+    (2.0, 5, 1.0, 0.0),    # top-k alone
+    (1.5, 20, 0.8, 0.2),   # all four
+])
+def test_generate_draws_from_the_documented_distribution(model_and_tokenizer, temperature, top_k, top_p, min_p):
+    model, tok = model_and_tokenizer
+    enc = tok(["<|im_start|>user\nwrite code<|im_end|>\n<|im_start|>assistant\n", "def f(x):\n    return"],
+              return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    kwargs = generation_kwargs(temperature, top_k, top_p, min_p, max_new_tokens=6, n=2)
+    torch.manual_seed(0)
+    out = model.generate(**enc, **kwargs, output_logits=True, output_scores=True, return_dict_in_generate=True,
+                         pad_token_id=tok.pad_token_id, eos_token_id=[])
+    support_sizes = []
+    for raw, processed in zip(out.logits, out.scores):
+        expected = reference_distribution(raw, temperature, top_k, top_p, min_p)
+        actual = torch.softmax(processed.double(), dim=-1)
+        assert torch.equal(expected > 0, actual > 0), "different support"
+        torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+        support_sizes += (expected > 0).sum(-1).tolist()
+    # the truncation really bites, so the comparison above is not vacuous
+    assert max(support_sizes) <= (top_k or 10**9)
+    assert min(support_sizes) < min(top_k or 10**9, len(tok)) or top_p == 1.0
+
+
+def test_generation_kwargs_neutralise_model_defaults():
+    k = generation_kwargs(1.5, 20, 0.8, 0.0, 64, 3)
+    assert k["do_sample"] and k["temperature"] == 1.5 and k["top_k"] == 20 and k["top_p"] == 0.8
+    assert k["min_p"] is None and k["repetition_penalty"] == 1.0 and k["num_return_sequences"] == 3
+    g = generation_kwargs(0.0, 20, 0.8, 0.0, 64, 1)
+    assert not g["do_sample"] and g["temperature"] is None
+
+
+def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    stops = stop_token_ids(model, tok)
+    texts = ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+             "<|im_start|>user\na much longer prompt than the other one<|im_end|>\n<|im_start|>assistant\n"]
+    res = generate_batch(model, tok, texts, generation_kwargs(1.5, 20, 0.8, 0.0, 12, 3), stops, seed=1)
+    assert len(res) == 6
+    lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert [r["prompt_tokens"] for r in res] == [lens[0]] * 3 + [lens[1]] * 3
+    for r in res:
+        assert 1 <= r["completion_tokens"] <= 12
+        assert r["finish_reason"] == ("length" if r["completion_tokens"] == 12 and "<|im_end|>" not in r["output"] else r["finish_reason"])
+        assert "<|pad|>" not in r["output"] and "<|im_end|>" not in r["output"]
+    # stop at EOS: make EOS certain and check it is reported as a stop that counts one token
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    with torch.no_grad():
+        saved = model.lm_head.weight[eos].clone()
+        model.lm_head.weight[eos] = model.lm_head.weight[eos] + 1000 * model.model.norm(model.model.embed_tokens.weight).mean(0)
+    try:
+        res = generate_batch(model, tok, texts, generation_kwargs(1.0, 0, 1.0, 0.0, 12, 1), stops, seed=1)
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight[eos] = saved
+    assert [(r["finish_reason"], r["completion_tokens"], r["output"]) for r in res] == [("stop", 1, "")] * 2
+
+
+def _cfg(tiny_model, problems_file, **sample):
+    cfg = SSDConfig()
+    cfg.model.name_or_path = str(tiny_model)
+    cfg.prompts.path = str(problems_file)
+    cfg.sample.max_new_tokens = 16
+    cfg.sample.n = 2
+    cfg.sample.batch_size = 3
+    cfg.sample.shard_size = 4
+    for k, v in sample.items():
+        setattr(cfg.sample, k, v)
+    return cfg
+
+
+def test_sample_writes_shards_records_and_manifest(tmp_path, tiny_model, problems_file):
+    m = sample(_cfg(tiny_model, problems_file), tmp_path / "s", progress=False)
+    shards = sorted((tmp_path / "s").glob("shard-*.jsonl"))
+    assert len(shards) == 3 and m["counts"]["samples"] == 24 and m["counts"]["problems"] == 12
+    recs = [r for s in shards for r in read_jsonl(s)]
+    assert sorted((r["prompt_id"], r["sample_index"]) for r in recs) == sorted((f"q{i}", j) for i in range(12) for j in range(2))
+    for r in recs:
+        assert set(r) >= {"prompt_id", "prompt", "output", "finish_reason", "prompt_tokens", "completion_tokens", "seed"}
+        assert r["prompt"].startswith("You will be given a question")
+    # length-bucketed: prompts are processed longest first, in token length
+    from transformers import AutoTokenizer
+
+    from simplesd.prompts import chat_text, load_problems, user_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    length = {p.id: len(tok(chat_text(tok, user_prompt(p)), add_special_tokens=False)["input_ids"])
+              for p in load_problems(str(problems_file))}
+    plan = json.loads((tmp_path / "s" / "plan.json").read_text())
+    order = [pid for shard in plan["shards"] for pid in shard]
+    assert [length[p] for p in order] == sorted(length.values(), reverse=True)
+    assert [len(s) for s in plan["shards"]] == [4, 4, 4]
+    # the manifest records config, versions, seeds, input hashes, counts and timings
+    assert m["config"]["sample"]["top_k"] == 20 and m["environment"]["packages"]["transformers"]
+    assert set(m["inputs"]) == {"model", "prompts"} and all(len(v) == 64 for v in m["inputs"].values())
+    assert m["seeds"] == {"sample.seed": 0} and m["timings_s"]["total"] > 0
+    assert m["counts"]["finish_stop"] + m["counts"]["finish_length"] == 24
+
+
+def test_sampling_is_deterministic_and_seeded(tmp_path, tiny_model, problems_file):
+    a = sample(_cfg(tiny_model, problems_file), tmp_path / "a", progress=False)
+    b = sample(_cfg(tiny_model, problems_file), tmp_path / "b", progress=False)
+    c = sample(_cfg(tiny_model, problems_file, seed=1), tmp_path / "c", progress=False)
+
+    def outputs(d):
+        return [r["output"] for s in sorted(d.glob("shard-*.jsonl")) for r in read_jsonl(s)]
+
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
+    assert outputs(tmp_path / "a") != outputs(tmp_path / "c")
+    assert a["fingerprint"] == b["fingerprint"] != c["fingerprint"]
+    # a rerun of a complete stage is skipped: same manifest, nothing regenerated
+    again = sample(_cfg(tiny_model, problems_file), tmp_path / "a", progress=False)
+    assert again["finished_at"] == a["finished_at"]
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model, problems_file):
+    args = ["sample", "--model", tiny_model, "--prompts", problems_file, "sample.max_new_tokens=400", "sample.n=2",
+            "sample.batch_size=1", "sample.shard_size=2", "sample.device=cpu", "--no-progress"]
+    ref = tmp_path / "ref"
+    ssd(*args, "--out", ref, check=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "simplesd.cli", *map(str, args), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(out.glob("shard-*.jsonl"))) < 2:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = sorted(p.name for p in out.glob("shard-*.jsonl"))
+    assert 2 <= len(written) < 6, "the run must be killed part-way for this test to mean anything"
+    assert not (out / "manifest.json").exists()
+
+    r = ssd(*args, "--out", out, check=True)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["shards_resumed"] == len(written) and m["counts"]["samples"] == 24
+    assert not list(out.glob(".*.tmp"))
+
+    def records(d):
+        return [(r["prompt_id"], r["sample_index"], r["output"], r["seed"])
+                for s in sorted(d.glob("shard-*.jsonl")) for r in read_jsonl(s)]
+
+    got = records(out)
+    assert len(got) == len({(p, i) for p, i, _, _ in got}) == 24  # no duplicates, none lost
+    assert got == records(ref)  # and exactly what an uninterrupted run writes

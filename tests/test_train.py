@@ -1,0 +1,161 @@
+import json
+import shutil
+
+import pytest
+
+from conftest import read_jsonl, ssd
+from simplesd.config import SSDConfig
+from simplesd.io import InputError
+from simplesd.train import build_trainer, train
+
+
+def _train_file(path, n=16):
+    with open(path, "w") as f:
+        for i in range(n):
+            body = f"```python\ndef f{i}(x):\n    return x + {i}\n```"
+            f.write(json.dumps({"messages": [{"role": "user", "content": f"Write f{i}, adding {i}."},
+                                             {"role": "assistant", "content": body}]}) + "\n")
+    return path
+
+
+def _cfg(tiny_model, **train):
+    cfg = SSDConfig()
+    cfg.model.name_or_path = str(tiny_model)
+    cfg.train.learning_rate = 3e-3
+    cfg.train.effective_batch_size = 4
+    cfg.train.per_device_batch_size = 2
+    cfg.train.epochs = 3
+    cfg.train.max_seq_length = 256
+    cfg.train.save_steps = 4
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def test_loss_on_assistant_tokens_and_eos_only(tmp_path, tiny_model):
+    data = _train_file(tmp_path / "train.jsonl", 2)
+    trainer, tok, accum = build_trainer(_cfg(tiny_model), data, tmp_path / "out", progress=False)
+    assert accum == 2  # effective 4 = 2 per device x 2 accumulation steps
+    row = trainer.train_dataset[0]
+    ids, labels = row["input_ids"], row["labels"]
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Write f0, adding 0."}], tokenize=False,
+                                     add_generation_prompt=True)
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert labels[:n_prompt] == [-100] * n_prompt  # every user/prompt token masked
+    assert labels[n_prompt:] == ids[n_prompt:]  # every assistant token trained...
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    assert ids[n_prompt:].count(eos) == 1 and eos in labels  # ...including the end-of-turn EOS
+    completion = tok.decode(ids[n_prompt:])
+    assert completion.startswith("```python\ndef f0(x):") and completion.rstrip("\n").endswith("<|im_end|>")
+
+
+def test_training_loss_falls_and_model_loads(tmp_path, tiny_model):
+    data = _train_file(tmp_path / "train.jsonl")
+    m = train(_cfg(tiny_model, epochs=10), data, tmp_path / "out", progress=False)
+    c = m["counts"]
+    assert c["optimizer_steps"] == 40 and c["examples"] == 16
+    hist = [h for h in json.loads((tmp_path / "out" / "log_history.json").read_text()) if "loss" in h]
+    assert len(hist) == 40 and all(h["tokens_per_second"] > 0 for h in hist[1:])
+    assert c["final_loss"] < 0.3 * c["first_loss"], (c["first_loss"], c["final_loss"])
+    assert list((tmp_path / "out" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert m["config"]["train"]["learning_rate"] == 3e-3 and m["environment"]["packages"]["trl"]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out" / "model")
+    assert tok.chat_template and model.generation_config.eos_token_id == [tok.convert_tokens_to_ids("<|im_end|>")]
+    # it learned its data: greedy decoding reproduces a training answer's start
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Write f3, adding 3."}], tokenize=False,
+                                     add_generation_prompt=True)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**enc, max_new_tokens=12, do_sample=False)
+    text = tok.decode(out[0, enc["input_ids"].shape[1]:])
+    assert text.startswith("```python\ndef f"), text
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, tiny_model):
+    data = _train_file(tmp_path / "train.jsonl")
+    cfg = _cfg(tiny_model, epochs=2)  # 8 steps, checkpoints at 4 and 8
+    full = train(cfg, data, tmp_path / "a", progress=False)
+    train(cfg, data, tmp_path / "b", progress=False)
+    # simulate a crash after step 4: only checkpoint-4 survives, no final model or manifest
+    for p in ("model", "manifest.json", "checkpoints/checkpoint-8"):
+        shutil.rmtree(tmp_path / "b" / p) if (tmp_path / "b" / p).is_dir() else (tmp_path / "b" / p).unlink()
+    resumed = train(cfg, data, tmp_path / "b", progress=False)
+    assert resumed["resumed_from"].endswith("checkpoint-4")
+    assert resumed["counts"]["optimizer_steps"] == 8
+    assert resumed["counts"]["final_loss"] == pytest.approx(full["counts"]["final_loss"], rel=1e-4)
+
+
+def test_lora_trains_and_merges_into_a_plain_model(tmp_path, tiny_model):
+    data = _train_file(tmp_path / "train.jsonl", 8)
+    cfg = _cfg(tiny_model, epochs=1)
+    cfg.train.lora.enabled = True
+    cfg.train.lora.r = 4
+    cfg.train.lora.alpha = 8
+    m = train(cfg, data, tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    cfg_json = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert cfg_json["architectures"] == ["LlamaForCausalLM"]
+    assert not (tmp_path / "out" / "model" / "adapter_config.json").exists()
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "out" / "model" / "model.safetensors", "pt") as f:
+        assert not [k for k in f.keys() if "lora" in k]
+    assert m["counts"]["optimizer_steps"] == 2
+
+
+def test_bad_training_files(tmp_path, tiny_model):
+    p = tmp_path / "train.jsonl"
+    p.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+                 '{"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "a"}]}\n')
+    with pytest.raises(InputError, match=r"train.jsonl:2: field 'messages\[1\].role' must be 'assistant'"):
+        train(_cfg(tiny_model), p, tmp_path / "out")
+    p.write_text('{"text": "q"}\n')
+    with pytest.raises(InputError, match=r"train.jsonl:1: field 'messages' must be a list"):
+        train(_cfg(tiny_model), p, tmp_path / "out")
+    r = ssd("train", "--model", tiny_model, "--data", tmp_path / "none.jsonl", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.strip().endswith("none.jsonl: training file not found (run `ssd filter` first)")
+
+
+def test_packing_keeps_samples_apart(tmp_path, tiny_model):
+    """With train.packing, TRL packs several samples per row with restarting position ids; the model (as TRL calls
+    it, use_cache=False) then gives each sample exactly the logits it gets alone: no cross-sample attention."""
+    import torch
+
+    data = _train_file(tmp_path / "train.jsonl", 6)
+    trainer, tok, _ = build_trainer(_cfg(tiny_model, packing=True, per_device_batch_size=1, effective_batch_size=1),
+                                    data, tmp_path / "out", progress=False)
+    batch = next(iter(trainer.get_train_dataloader()))
+    pos = batch["position_ids"][0]
+    starts = [i for i in range(len(pos)) if pos[i] == 0]
+    assert len(starts) >= 2, "several samples share one packed row"
+    model = trainer.model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
+        bounds = starts + [len(pos)]
+        for s, e in zip(bounds, bounds[1:]):
+            alone = model(input_ids=batch["input_ids"][:, s:e], use_cache=False).logits[0]
+            torch.testing.assert_close(packed[s:e], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_two_process_launch_accumulates_to_the_same_effective_batch(tmp_path, tiny_model):
+    """`torchrun --nproc_per_node 2` (DDP over gloo on CPU): half the accumulation steps, the same optimizer steps
+    and losses as one process, and a single set of outputs written by the main process."""
+    import subprocess
+    import sys
+
+    data = _train_file(tmp_path / "train.jsonl", 16)
+    args = ["train", "--model", str(tiny_model), "--data", str(data), "--no-progress", "train.learning_rate=3e-3",
+            "train.effective_batch_size=4", "train.per_device_batch_size=1", "train.max_seq_length=256"]
+    one = train(_cfg(tiny_model, per_device_batch_size=1, epochs=1), data, tmp_path / "one", progress=False)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "simplesd.cli",
+                        *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("train: ") == 1
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert two["counts"]["processes"] == 2 and two["counts"]["gradient_accumulation_steps"] == 2
+    assert one["counts"]["gradient_accumulation_steps"] == 4
+    assert two["counts"]["optimizer_steps"] == one["counts"]["optimizer_steps"] == 4
+    assert two["counts"]["first_loss"] == pytest.approx(one["counts"]["first_loss"], rel=1e-4)
