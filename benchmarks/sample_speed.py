@@ -7,24 +7,20 @@ Run by hand:  python benchmarks/sample_speed.py [--model DIR] [--prompts 64] [--
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
-
 import torch
+
+from common import parser, prepare
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: build the tiny testbed model)")
+    ap = parser(__doc__)
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    work, model_dir = prepare(args)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,10 +28,8 @@ def main() -> None:
     from simplesd.models import stop_token_ids
     from simplesd.prompts import chat_text, load_problems, user_prompt
     from simplesd.sample import generate_batch, generation_kwargs, sample
-    from simplesd.testbed.tiny import build_tiny_model, demo_problems_path
+    from simplesd.testbed.tiny import demo_problems_path
 
-    work = Path(tempfile.mkdtemp(prefix="ssd-bench-"))
-    model_dir = Path(args.model) if args.model else build_tiny_model(work / "model")
     demo = load_problems(str(demo_problems_path()))
     prompts_file = work / "prompts.jsonl"
     with open(prompts_file, "w") as f:
@@ -72,8 +66,8 @@ def main() -> None:
     rows = [("naive per-prompt loop", naive_tokens, naive_s), (f"ssd sample (batch {args.batch_size})", batched_tokens, batched_s)]
     print(f"\nmodel {model_dir}, {args.prompts} prompts x 1 sample, max_new_tokens {args.max_new_tokens}, "
           f"{torch.get_num_threads()} threads\n")
-    print(f"| backend | tokens | seconds | tokens/s | speed-up |")
-    print(f"|---|---:|---:|---:|---:|")
+    print("| backend | tokens | seconds | tokens/s | speed-up |")
+    print("|---|---:|---:|---:|---:|")
     base = naive_tokens / naive_s
     for name, tokens, secs in rows:
         print(f"| {name} | {tokens} | {secs:.2f} | {tokens / secs:.0f} | {tokens / secs / base:.1f}x |")

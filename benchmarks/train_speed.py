@@ -8,30 +8,23 @@ Run by hand:  python benchmarks/train_speed.py [--model DIR] [--examples 256] [-
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import tempfile
-from pathlib import Path
-
 import torch
+
+from common import parser, prepare
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: build the tiny testbed model)")
+    ap = parser(__doc__)
     ap.add_argument("--examples", type=int, default=256)
     ap.add_argument("--max-seq-length", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    work, model_dir = prepare(args)
 
     from simplesd.config import SSDConfig
-    from simplesd.testbed.tiny import build_tiny_model
 
-    work = Path(tempfile.mkdtemp(prefix="ssd-bench-"))
-    model_dir = Path(args.model) if args.model else build_tiny_model(work / "model")
     rng = random.Random(0)
     data = work / "train.jsonl"
     words = ["x", "=", "total", "+", "for", "i", "in", "range(n):", "print(", ")", "return", "if", "else:", "\n    "]

@@ -44,3 +44,29 @@ def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
+
+def write_train_file(path, n=16):
+    """n chat rows {"messages": [user, assistant]}: small functions the tiny model can learn."""
+    with open(path, "w") as f:
+        for i in range(n):
+            body = f"```python\ndef f{i}(x):\n    return x + {i}\n```"
+            f.write(json.dumps({"messages": [{"role": "user", "content": f"Write f{i}, adding {i}."},
+                                             {"role": "assistant", "content": body}]}) + "\n")
+    return path
+
+
+def train_config(tiny_model, **train):
+    """Training settings scaled to the tiny model (3e-3 LR, batches of 4)."""
+    from simplesd.config import SSDConfig
+
+    cfg = SSDConfig()
+    cfg.model.name_or_path = str(tiny_model)
+    cfg.train.learning_rate = 3e-3
+    cfg.train.effective_batch_size = 4
+    cfg.train.per_device_batch_size = 2
+    cfg.train.epochs = 3
+    cfg.train.max_seq_length = 256
+    cfg.train.save_steps = 4
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg

@@ -44,6 +44,7 @@ def test_livecodebench_format(tmp_path):
     assert probs[0].meta == {"difficulty": "easy", "contest_date": "2025-03-01T00:00:00", "platform": "atcoder"}
 
 
+@pytest.mark.skipif(not HUMANEVAL.is_file(), reason="needs ../shared/data/HumanEval.jsonl.gz beside the checkout (CI has it)")
 def test_humaneval_real_file():
     probs = load_problems(str(HUMANEVAL))
     assert len(probs) == 164
@@ -61,6 +62,17 @@ def test_parquet(tmp_path):
                                          {"question": "Reverse.", "starter_code": "def f():\n"}]), p)
     probs = load_problems(str(p))
     assert [x.id for x in probs] == ["row-0", "row-1"] and probs[1].kind == "starter"
+
+
+def test_datasets_loader_path(tmp_path):
+    """A folder goes through `datasets.load_dataset`, the same call that loads a hub id for users."""
+    d = tmp_path / "my-dataset"
+    d.mkdir()
+    (d / "train.jsonl").write_text("\n".join(json.dumps(_lcb_row(i)) for i in range(4)) + "\n")
+    probs = load_problems(str(d), split="train")
+    assert [p.id for p in probs] == ["abc0", "abc1", "abc2", "abc3"] and probs[0].kind == "stdin"
+    with pytest.raises(InputError, match="loading it as a datasets hub id failed"):
+        load_problems(str(d), split="validation")
 
 
 def test_chat_text_uses_the_models_template(tiny_model):

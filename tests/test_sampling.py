@@ -183,7 +183,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model, 
     assert 2 <= len(written) < 6, "the run must be killed part-way for this test to mean anything"
     assert not (out / "manifest.json").exists()
 
-    r = ssd(*args, "--out", out, check=True)
+    ssd(*args, "--out", out, check=True)
     m = json.loads((out / "manifest.json").read_text())
     assert m["counts"]["shards_resumed"] == len(written) and m["counts"]["samples"] == 24
     assert not list(out.glob(".*.tmp"))

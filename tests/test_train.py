@@ -3,38 +3,14 @@ import shutil
 
 import pytest
 
-from conftest import read_jsonl, ssd
-from simplesd.config import SSDConfig
+from conftest import ssd, train_config, write_train_file
 from simplesd.io import InputError
 from simplesd.train import build_trainer, train
 
 
-def _train_file(path, n=16):
-    with open(path, "w") as f:
-        for i in range(n):
-            body = f"```python\ndef f{i}(x):\n    return x + {i}\n```"
-            f.write(json.dumps({"messages": [{"role": "user", "content": f"Write f{i}, adding {i}."},
-                                             {"role": "assistant", "content": body}]}) + "\n")
-    return path
-
-
-def _cfg(tiny_model, **train):
-    cfg = SSDConfig()
-    cfg.model.name_or_path = str(tiny_model)
-    cfg.train.learning_rate = 3e-3
-    cfg.train.effective_batch_size = 4
-    cfg.train.per_device_batch_size = 2
-    cfg.train.epochs = 3
-    cfg.train.max_seq_length = 256
-    cfg.train.save_steps = 4
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg
-
-
 def test_loss_on_assistant_tokens_and_eos_only(tmp_path, tiny_model):
-    data = _train_file(tmp_path / "train.jsonl", 2)
-    trainer, tok, accum = build_trainer(_cfg(tiny_model), data, tmp_path / "out", progress=False)
+    data = write_train_file(tmp_path / "train.jsonl", 2)
+    trainer, tok, accum = build_trainer(train_config(tiny_model), data, tmp_path / "out", progress=False)
     assert accum == 2  # effective 4 = 2 per device x 2 accumulation steps
     row = trainer.train_dataset[0]
     ids, labels = row["input_ids"], row["labels"]
@@ -50,8 +26,8 @@ def test_loss_on_assistant_tokens_and_eos_only(tmp_path, tiny_model):
 
 
 def test_training_loss_falls_and_model_loads(tmp_path, tiny_model):
-    data = _train_file(tmp_path / "train.jsonl")
-    m = train(_cfg(tiny_model, epochs=10), data, tmp_path / "out", progress=False)
+    data = write_train_file(tmp_path / "train.jsonl")
+    m = train(train_config(tiny_model, epochs=10), data, tmp_path / "out", progress=False)
     c = m["counts"]
     assert c["optimizer_steps"] == 40 and c["examples"] == 16
     hist = [h for h in json.loads((tmp_path / "out" / "log_history.json").read_text()) if "loss" in h]
@@ -75,8 +51,8 @@ def test_training_loss_falls_and_model_loads(tmp_path, tiny_model):
 
 
 def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, tiny_model):
-    data = _train_file(tmp_path / "train.jsonl")
-    cfg = _cfg(tiny_model, epochs=2)  # 8 steps, checkpoints at 4 and 8
+    data = write_train_file(tmp_path / "train.jsonl")
+    cfg = train_config(tiny_model, epochs=2)  # 8 steps, checkpoints at 4 and 8
     full = train(cfg, data, tmp_path / "a", progress=False)
     train(cfg, data, tmp_path / "b", progress=False)
     # simulate a crash after step 4: only checkpoint-4 survives, no final model or manifest
@@ -89,8 +65,8 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, tiny_model):
 
 
 def test_lora_trains_and_merges_into_a_plain_model(tmp_path, tiny_model):
-    data = _train_file(tmp_path / "train.jsonl", 8)
-    cfg = _cfg(tiny_model, epochs=1)
+    data = write_train_file(tmp_path / "train.jsonl", 8)
+    cfg = train_config(tiny_model, epochs=1)
     cfg.train.lora.enabled = True
     cfg.train.lora.r = 4
     cfg.train.lora.alpha = 8
@@ -111,10 +87,10 @@ def test_bad_training_files(tmp_path, tiny_model):
     p.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
                  '{"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "a"}]}\n')
     with pytest.raises(InputError, match=r"train.jsonl:2: field 'messages\[1\].role' must be 'assistant'"):
-        train(_cfg(tiny_model), p, tmp_path / "out")
+        train(train_config(tiny_model), p, tmp_path / "out")
     p.write_text('{"text": "q"}\n')
     with pytest.raises(InputError, match=r"train.jsonl:1: field 'messages' must be a list"):
-        train(_cfg(tiny_model), p, tmp_path / "out")
+        train(train_config(tiny_model), p, tmp_path / "out")
     r = ssd("train", "--model", tiny_model, "--data", tmp_path / "none.jsonl", "--out", tmp_path / "o")
     assert r.returncode == 2 and r.stderr.strip().endswith("none.jsonl: training file not found (run `ssd filter` first)")
 
@@ -124,8 +100,8 @@ def test_packing_keeps_samples_apart(tmp_path, tiny_model):
     it, use_cache=False) then gives each sample exactly the logits it gets alone: no cross-sample attention."""
     import torch
 
-    data = _train_file(tmp_path / "train.jsonl", 6)
-    trainer, tok, _ = build_trainer(_cfg(tiny_model, packing=True, per_device_batch_size=1, effective_batch_size=1),
+    data = write_train_file(tmp_path / "train.jsonl", 6)
+    trainer, tok, _ = build_trainer(train_config(tiny_model, packing=True, per_device_batch_size=1, effective_batch_size=1),
                                     data, tmp_path / "out", progress=False)
     batch = next(iter(trainer.get_train_dataloader()))
     pos = batch["position_ids"][0]
@@ -146,10 +122,10 @@ def test_two_process_launch_accumulates_to_the_same_effective_batch(tmp_path, ti
     import subprocess
     import sys
 
-    data = _train_file(tmp_path / "train.jsonl", 16)
+    data = write_train_file(tmp_path / "train.jsonl", 16)
     args = ["train", "--model", str(tiny_model), "--data", str(data), "--no-progress", "train.learning_rate=3e-3",
             "train.effective_batch_size=4", "train.per_device_batch_size=1", "train.max_seq_length=256"]
-    one = train(_cfg(tiny_model, per_device_batch_size=1, epochs=1), data, tmp_path / "one", progress=False)
+    one = train(train_config(tiny_model, per_device_batch_size=1, epochs=1), data, tmp_path / "one", progress=False)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "simplesd.cli",
                         *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

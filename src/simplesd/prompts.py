@@ -112,7 +112,7 @@ def _records(path: str, split: str) -> Iterator[tuple[str, dict]]:
     """(location for error messages, record) from a local file or a `datasets` hub id."""
     p = Path(path)
     name = p.name.lower()
-    if p.exists() or name.endswith((".jsonl", ".jsonl.gz", ".json", ".parquet")):
+    if p.is_file() or name.endswith((".jsonl", ".jsonl.gz", ".json", ".parquet")):
         if name.endswith(".parquet"):
             if not p.is_file():
                 raise InputError(f"{p}: problem file not found")
@@ -128,13 +128,13 @@ def _records(path: str, split: str) -> Iterator[tuple[str, dict]]:
         for lineno, rec in read_jsonl(p):
             yield f"{p}:{lineno}", rec
         return
-    # not a local file: a `datasets` hub id (what users with a hub run; unreachable offline)
+    # a `datasets` hub id, or a local dataset folder (e.g. a clone of a hub dataset repo): datasets loads both
     import datasets
 
     try:
         ds = datasets.load_dataset(path, split=split)
     except Exception as e:
-        raise InputError(f"{path}: not a local file, and loading it as a datasets hub id failed: {e}") from None
+        raise InputError(f"{path}: not a local file, and loading it as a datasets hub id failed: {str(e).splitlines()[0]}") from None
     for i, row in enumerate(ds):
         yield f"{path}[{split}]:row {i}", row
 

@@ -21,9 +21,7 @@ crash redoes only the missing shards and produces the same records an uninterrup
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import logging
 import shutil
 import time
