@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -154,18 +153,15 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True) -> dict:
     plan = read_json(plan_path) if plan_path.is_file() else None
     if plan is not None and plan.get("fingerprint") != fp:
         log.warning("sample: %s holds samples from another config or input; starting over", out_dir)
-        for f in out_dir.iterdir():
-            if f.is_dir():
-                shutil.rmtree(f)
-            else:
-                f.unlink()
+        for f in [out_dir / PLAN, out_dir / "manifest.json", *out_dir.glob("shard-*.jsonl")]:
+            f.unlink(missing_ok=True)
         plan = None
     if plan is None:
         plan = _plan(problems, tokenizer, cfg, fp)
         write_json(plan_path, plan)
 
     todo = [i for i, ids in enumerate(plan["shards"]) if not _shard_complete(out_dir / shard_name(i), len(ids) * s.n)]
-    done_prompts = sum(len(ids) for i, ids in enumerate(plan["shards"]) if i not in set(todo))
+    done_prompts = len(problems) - sum(len(plan["shards"][i]) for i in todo)
     resumed = len(plan["shards"]) - len(todo)
     if resumed and todo:
         log.info("sample: resuming, %d of %d shards already written", resumed, len(plan["shards"]))
