@@ -14,7 +14,7 @@ def _run_args(tiny_model, problems_file, out):
 def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, problems_file):
     out = tmp_path / "run"
     r = ssd(*_run_args(tiny_model, problems_file, out), check=True)
-    assert "no grader is installed" in r.stdout  # a clear stop after train until the evaluator lands
+    assert "no benchmark configured" in r.stdout  # a clear stop after train when there is nothing to grade on
     run = json.loads((out / "run.json").read_text())
     assert run["evaluated"] is False and run["tuned_model"] == str(out / "train" / "model")
     manifests = {s: json.loads((out / s / "manifest.json").read_text()) for s in ("sample", "filter", "train")}
@@ -45,6 +45,33 @@ def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, p
     r = ssd(*_run_args(tiny_model, problems_file, out), "filter.drop_shortest_fraction=0.5", check=True)
     assert "sample: " in r.stderr and r.stderr.count("skipping") == 1
     assert json.loads((out / "filter" / "manifest.json").read_text())["counts"]["dropped_shortest"] >= 10
+
+
+def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
+    """With eval.benchmark set, `ssd run` samples the benchmark at every T_eval for both models, grades in the
+    sandbox and reports the best-vs-best pass@1 difference with its CI (a random model scores 0: the numbers
+    are checked for shape and consistency, not for SSD's effect)."""
+    import gzip
+
+    from conftest import HUMANEVAL
+
+    subset = tmp_path / "he.jsonl"
+    with gzip.open(HUMANEVAL, "rt") as f:
+        subset.write_text("".join(line for _, line in zip(range(4), f)))
+    out = tmp_path / "run"
+    r = ssd(*_run_args(tiny_model, problems_file, out), "eval.benchmark=humaneval", f"eval.problems={subset}",
+            "eval.n=2", "eval.temperatures=0.6,1.0", "eval.max_new_tokens=16", check=True)
+    assert "[5/5] evaluate tuned" in r.stdout and "difference" in r.stdout
+    comp = json.loads((out / "eval" / "comparison.json").read_text())
+    assert set(comp["base"]["by_temperature"]) == {"0.6", "1"}
+    d = comp["best_vs_best_pass@1"]
+    assert d["problems"] == 4 and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    for model in ("base", "tuned"):
+        summary = json.loads((out / "eval" / model / "T0.6" / "summary.json").read_text())
+        assert summary["decoding"] == {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "n": 2,
+                                       "max_new_tokens": 16, "seed": 1234}
+        assert sum(summary["verdicts"].values()) == 8 and summary["grader"]["sandbox"]["probe"]["passed"]
+    assert json.loads((out / "run.json").read_text())["evaluated"] is True
 
 
 def test_ssd_demo_quick(tmp_path):

@@ -19,6 +19,8 @@ _SECTIONS = {
     "filter": ("filter",),
     "train": ("model", "train"),
     "run": ("model", "prompts", "sample", "filter", "train", "eval", "output_dir"),
+    "check": ("eval",),
+    "evaluate": ("model", "sample", "eval"),
 }
 
 
@@ -77,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
     p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
     p.add_argument("--out", help="run directory (output_dir)")
+
+    p = _parser_for(sub, "check", "grade existing generations in the sandbox",
+                    "Grades solutions (JSONL with task_id and completion, the raw model response) against a "
+                    "benchmark's tests in the sandboxed grader. Writes OUT/verdicts.jsonl and OUT/summary.json "
+                    "(pass@k overall and by difficulty with bootstrap 95 % CIs).")
+    p.add_argument("--benchmark", required=True, choices=["humaneval", "livecodebench"])
+    p.add_argument("--problems", required=True, help="HumanEval JSONL(.gz) or LiveCodeBench code_generation_lite JSONL")
+    p.add_argument("--solutions", required=True, help="JSONL: task_id, completion")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = _parser_for(sub, "evaluate", "generate with a model at one or more T_eval and grade",
+                    "Samples eval.n responses per problem with the sampling backend and grades them in the "
+                    "sandbox, per temperature (OUT/T<t>/), then writes OUT/results.json with pass@k per T_eval.")
+    p.add_argument("--model", required=True, help="hub id or local directory")
+    p.add_argument("--benchmark", required=True, choices=["humaneval", "livecodebench"])
+    p.add_argument("--problems", required=True, help="benchmark file (or, for LiveCodeBench, its hub id)")
+    p.add_argument("--n", type=int, help="samples per problem (eval.n)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--temperature", type=float, help="one T_eval (eval.temperature)")
+    g.add_argument("--sweep", help="several T_eval, e.g. 0.2,0.6,1.0 (eval.temperatures)")
+    p.add_argument("--top-p", type=float, help="eval.top_p")
+    p.add_argument("--top-k", type=int, help="eval.top_k")
+    p.add_argument("--out", required=True, help="output directory")
 
     p = sub.add_parser("demo", help="the whole pipeline on a tiny built-in model, offline",
                        description="Builds a tiny random-weight Llama with its own tokenizer and runs `ssd run` on "
@@ -150,6 +175,33 @@ def _dispatch(args) -> int:
         m = train(_config(args), args.data, args.out, progress=progress)
         if m is not None:  # the main process of a multi-process launch
             print(f"train: {m['counts']['optimizer_steps']} steps, final loss {m['counts']['final_loss']} -> {args.out}/model")
+    elif args.command == "check":
+        from .evaluate import check
+
+        s = check(args.benchmark, args.problems, args.solutions, args.out, _config(args).eval, progress=progress)
+        print(f"check: {sum(s['verdicts'].values())} solutions graded -> {args.out}/summary.json")
+        for k, v in s["overall"].items():
+            print(f"  {k}: {v['value']:.4f}  (95% CI {v['ci95'][0]:.4f}-{v['ci95'][1]:.4f}, {v['problems']} problems)")
+        print("  verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(s["verdicts"].items())))
+    elif args.command == "evaluate":
+        from .evaluate import evaluate
+
+        extra = [f"eval.benchmark={args.benchmark}", f"eval.problems={args.problems}"]
+        if args.n:
+            extra.append(f"eval.n={args.n}")
+        if args.temperature is not None:
+            extra += [f"eval.temperature={args.temperature}", "eval.temperatures="]
+        if args.sweep:
+            extra.append(f"eval.temperatures={args.sweep}")
+        if args.top_p is not None:
+            extra.append(f"eval.top_p={args.top_p}")
+        if args.top_k is not None:
+            extra.append(f"eval.top_k={args.top_k}")
+        cfg = _config(args, extra)
+        r = evaluate(cfg, args.model, args.out, progress=progress)
+        for t, row in r["by_temperature"].items():
+            print(f"  T_eval {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
+        print(f"evaluate: best T_eval {r['best_temperature']} -> {args.out}/results.json")
     elif args.command == "run":
         from .pipeline import run
 

@@ -103,6 +103,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    benchmark: str = _f("", "humaneval or livecodebench; empty = `ssd run` stops after training.")
+    problems: str = _f("", "Benchmark file (HumanEval JSONL(.gz), LiveCodeBench code_generation_lite JSONL) or, for LiveCodeBench, its hub id.")
+    start_month: str | None = _f("2025-02", "LiveCodeBench: first contest month (YYYY-MM) selected; the paper's v6 window starts 2025-02.")
+    end_month: str | None = _f("2025-05", "LiveCodeBench: last contest month selected (inclusive); the paper's window ends 2025-05.")
+    difficulties: list[str] = _f([], "LiveCodeBench difficulties to keep (easy, medium, hard); empty = all.")
+    timeout: float | None = _f(None, "Seconds per test (LiveCodeBench; default 6, as the paper's runner) or per program (HumanEval; default 3).")
+    early_exit: bool = _f(True, "Stop a program's tests at its first failure (the reference does).")
+    workers: int | None = _f(None, "Grading processes (default: one per available core).")
+    memory_mb: int = _f(4096, "Address-space limit per program, MB.")
     temperature: float = _f(0.6, "T_eval, tuned separately from T_train (ml-ssd's default is 0.6).")
     temperatures: list[float] = _f([], "T_eval values to sweep; empty = just `temperature`.")
     top_k: int = _f(20, "top-k at evaluation (0 = off).")

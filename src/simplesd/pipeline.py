@@ -20,8 +20,8 @@ from .train import train
 log = logging.getLogger(__name__)
 
 EVAL_MISSING = (
-    "evaluation: no grader is installed in this version of simplesd, so `ssd run` stops after training. "
-    "The tuned model is at {model}; evaluate it with your own harness at a tuned T_eval."
+    "evaluation: no benchmark configured (set eval.benchmark and eval.problems), so `ssd run` stops after "
+    "training. The tuned model is at {model}; `ssd evaluate --model {model} ...` grades it later."
 )
 
 
@@ -32,20 +32,38 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
     stages: dict[str, dict] = {}
     t0 = time.time()
 
-    echo(f"[1/3] sample  -> {out / 'sample'}")
+    steps = 5 if cfg.eval.benchmark else 3
+    echo(f"[1/{steps}] sample  -> {out / 'sample'}")
     stages["sample"] = sample(cfg, out / "sample", progress=progress)
-    echo(f"[2/3] filter  -> {out / 'filter'}")
+    echo(f"[2/{steps}] filter  -> {out / 'filter'}")
     stages["filter"] = filter_samples(out / "sample", cfg.filter, out / "filter")
-    echo(f"[3/3] train   -> {out / 'train'}")
+    echo(f"[3/{steps}] train   -> {out / 'train'}")
     stages["train"] = train(cfg, out / "filter" / "train.jsonl", out / "train", progress=progress)
     tuned = out / "train" / "model"
-    echo(EVAL_MISSING.format(model=tuned))
+    evaluation = None
+    if cfg.eval.benchmark:
+        from .evaluate import compare_runs, evaluate
+
+        results = {}
+        for i, (name, model) in enumerate((("base", cfg.model.name_or_path), ("tuned", str(tuned))), start=4):
+            echo(f"[{i}/{steps}] evaluate {name} on {cfg.eval.benchmark} -> {out / 'eval' / name}")
+            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress)
+        evaluation = {**results, "best_vs_best_pass@1": compare_runs(out / "eval" / "base", out / "eval" / "tuned")}
+        write_json(out / "eval" / "comparison.json", evaluation)
+        d = evaluation["best_vs_best_pass@1"]
+        echo(f"pass@1 base {results['base']['best_pass@1']['value']:.4f} (T {results['base']['best_temperature']}), "
+             f"SSD {results['tuned']['best_pass@1']['value']:.4f} (T {results['tuned']['best_temperature']}): "
+             f"difference {d['difference']:+.4f} (95% CI {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, "
+             f"{d['problems']} problems)")
+    else:
+        echo(EVAL_MISSING.format(model=tuned))
 
     summary = {
         "output_dir": str(out),
         "tuned_model": str(tuned),
         "config": to_dict(cfg),
-        "evaluated": False,
+        "evaluated": evaluation is not None,
+        "evaluation": evaluation,
         "stages": {
             name: {"counts": m["counts"], "timings_s": m["timings_s"], "fingerprint": m["fingerprint"]}
             for name, m in stages.items()

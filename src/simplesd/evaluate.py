@@ -1,0 +1,214 @@
+"""Step 4: evaluate. `check` grades existing generations; `evaluate` generates with the sampling backend at
+one or several T_eval and grades them. Every program runs in the sandboxed grader pool (simplesd.execute).
+
+Outputs of `check` (and of each temperature of `evaluate`): `verdicts.jsonl` (one line per solution, in input
+order: task_id, index, verdict, tests_passed, tests_total, seconds), `summary.json` (pass@k for every k the
+samples allow, overall and by difficulty, with bootstrap 95 % CIs over problems; verdict counts; the grader's
+settings) and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .config import EvalConfig, SSDConfig, to_dict
+from .io import InputError, atomic_write_jsonl, atomic_write_text, fingerprint_path, read_jsonl, require_field, write_json
+from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .metrics import paired_difference, summarize
+
+log = logging.getLogger(__name__)
+
+
+def read_solutions(path: str | Path, known: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for lineno, rec in read_jsonl(path):
+        tid = require_field(path, lineno, rec, "task_id")
+        completion = require_field(path, lineno, rec, "completion")
+        if tid not in known:
+            raise InputError(f"{path}:{lineno}: field 'task_id': unknown task '{tid}' (not in the problem file)")
+        out.append((tid, completion))
+    if not out:
+        raise InputError(f"{path}: no solutions")
+    return out
+
+
+def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, progress: bool = True):
+    """Verdict rows (input order) for (task_id, completion) pairs, and the sandbox's description."""
+    from tqdm.auto import tqdm
+
+    from .execute.benchmarks import default_timeout, make_job, tests_total
+    from .execute.pool import GraderPool, Limits
+
+    by_id = {p.task_id: p for p in problems}
+    timeout = ecfg.timeout or default_timeout(problems[0].benchmark)
+    rows, jobs, slots = [], [], []
+    seen: Counter = Counter()
+    for tid, completion in solutions:
+        prob = by_id[tid]
+        row = {"task_id": tid, "index": seen[tid], "verdict": "no_code", "tests_passed": 0,
+               "tests_total": tests_total(prob), "seconds": 0.0}
+        seen[tid] += 1
+        job = make_job(prob, completion, timeout, ecfg.early_exit)
+        if job is not None:
+            jobs.append(job)
+            slots.append(len(rows))
+        rows.append(row)
+    info = {}
+    if jobs:
+        with GraderPool(workers=ecfg.workers, limits=Limits(memory_mb=ecfg.memory_mb)) as pool, \
+                tqdm(total=len(jobs), desc="grade", unit="program", disable=not progress) as bar:
+            info = pool.sandbox_info
+            for slot, res in zip(slots, pool.grade(jobs, progress=bar.update)):
+                rows[slot].update({k: res[k] for k in ("verdict", "tests_passed", "tests_total", "seconds") if k in res})
+                if res.get("detail"):
+                    rows[slot]["detail"] = res["detail"]
+    return rows, {"timeout_s": timeout, "timeout_applies_to": "each test" if problems[0].benchmark != "humaneval"
+                  else "the whole program", "early_exit": ecfg.early_exit, "memory_mb": ecfg.memory_mb,
+                  "workers": ecfg.workers, "sandbox": info}
+
+
+def correct_by_problem(rows: list[dict]) -> dict[str, list[bool]]:
+    out: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        out[r["task_id"]].append(r["verdict"] == "passed")
+    return dict(out)
+
+
+def summary_of(problems: list, rows: list[dict]) -> dict:
+    by_problem = correct_by_problem(rows)
+    diff = {p.task_id: p.difficulty for p in problems}
+    by_difficulty = defaultdict(dict)
+    for tid, v in by_problem.items():
+        if diff.get(tid):
+            by_difficulty[diff[tid]][tid] = v
+    samples = Counter(len(v) for v in by_problem.values())
+    return {
+        "problems_graded": len(by_problem),
+        "samples_per_problem": dict(samples) if len(samples) > 1 else next(iter(samples)),
+        "overall": summarize(by_problem),
+        "by_difficulty": {d: summarize(v) for d, v in sorted(by_difficulty.items())},
+        "verdicts": dict(Counter(r["verdict"] for r in rows)),
+    }
+
+
+def check(benchmark: str, problems_path: str, solutions_path: str | Path, out_dir: str | Path,
+          ecfg: EvalConfig | None = None, progress: bool = True) -> dict:
+    """Grades existing generations (`ssd check`)."""
+    from .execute.benchmarks import load_benchmark
+
+    ecfg = ecfg or EvalConfig()
+    t0 = time.time()
+    problems = load_benchmark(benchmark, problems_path)
+    solutions = read_solutions(solutions_path, {p.task_id for p in problems})
+    graded_ids = {t for t, _ in solutions}
+    problems = [p for p in problems if p.task_id in graded_ids]
+    rows, grader = grade(problems, solutions, ecfg, progress)
+    out_dir = Path(out_dir)
+    atomic_write_jsonl(out_dir / "verdicts.jsonl", rows)
+    summary = {"benchmark": benchmark, "problems_file": str(problems_path), "solutions_file": str(solutions_path),
+               **summary_of(problems, rows), "grader": grader, "seconds": round(time.time() - t0, 3)}
+    write_json(out_dir / "summary.json", summary)
+    inputs = {"problems": fingerprint_path(problems_path), "solutions": fingerprint_path(solutions_path)}
+    write_manifest(out_dir, stage="check", fp=fingerprint("check", to_dict(ecfg), inputs), config=to_dict(ecfg),
+                   inputs=inputs, outputs=["verdicts.jsonl", "summary.json"],
+                   counts={"solutions": len(rows), **summary["verdicts"]}, timings={"total": time.time() - t0})
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generate + grade
+
+
+def _selected_problems(cfg: SSDConfig, out_dir: Path):
+    """Loads the benchmark, applies the LiveCodeBench window, and writes the selection as a prompt file."""
+    from .execute.benchmarks import load_benchmark, select_window
+
+    e = cfg.eval
+    if not e.benchmark:
+        raise InputError("config key 'eval.benchmark': set humaneval or livecodebench")
+    if not e.problems:
+        raise InputError("config key 'eval.problems': set the benchmark's problem file")
+    problems = load_benchmark(e.benchmark, e.problems)
+    if e.benchmark == "livecodebench":
+        chosen = select_window(problems, e.start_month, e.end_month, e.difficulties or None)
+        if not chosen:
+            raise InputError(f"{e.problems}: no problem in the window {e.start_month}..{e.end_month}"
+                             f"{' with difficulty ' + ','.join(e.difficulties) if e.difficulties else ''}")
+        problems = chosen
+    atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
+    return problems
+
+
+def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True) -> dict:
+    """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature."""
+    from .sample import iter_samples, sample
+
+    out_dir = Path(out_dir)
+    e = cfg.eval
+    temps = e.temperatures or [e.temperature]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = _selected_problems(cfg, out_dir)
+    results = {}
+    for t in temps:
+        tdir = out_dir / f"T{t:g}"
+        scfg = copy.deepcopy(cfg)
+        scfg.model.name_or_path = model
+        scfg.prompts.path = str(out_dir / "problems.jsonl")
+        scfg.prompts.format = e.benchmark if e.benchmark == "humaneval" else "livecodebench"
+        scfg.prompts.max_prompts = None
+        s = scfg.sample
+        s.temperature, s.top_k, s.top_p, s.min_p, s.n = t, e.top_k, e.top_p, e.min_p, e.n
+        s.max_new_tokens, s.seed = e.max_new_tokens, e.seed
+        sample(scfg, tdir / "samples", progress=progress)
+        inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
+        fp = fingerprint("grade", to_dict(e), inputs)
+        if stage_is_done(tdir, fp):
+            results[f"{t:g}"] = json.loads((tdir / "summary.json").read_text())
+            continue
+        t0 = time.time()
+        solutions = [(r["prompt_id"], r["output"]) for _, r in iter_samples(tdir / "samples")]
+        rows, grader = grade(problems, solutions, e, progress)
+        atomic_write_jsonl(tdir / "verdicts.jsonl", rows)
+        summary = {"benchmark": e.benchmark, "model": model, "temperature": t,
+                   "decoding": {"temperature": t, "top_k": e.top_k, "top_p": e.top_p, "min_p": e.min_p, "n": e.n,
+                                "max_new_tokens": e.max_new_tokens, "seed": e.seed},
+                   "selection": {"start_month": e.start_month, "end_month": e.end_month,
+                                 "difficulties": e.difficulties, "problems": len(problems)},
+                   **summary_of(problems, rows), "grader": grader}
+        write_json(tdir / "summary.json", summary)
+        write_manifest(tdir, stage="grade", fp=fp, config=to_dict(e), inputs=inputs,
+                       outputs=["verdicts.jsonl", "summary.json"], counts=summary["verdicts"],
+                       timings={"total": time.time() - t0})
+        results[f"{t:g}"] = summary
+    table = {t: {k: v["value"] for k, v in s["overall"].items()} for t, s in results.items()}
+    best = max(results, key=lambda t: results[t]["overall"]["pass@1"]["value"])
+    report = {"model": model, "benchmark": e.benchmark, "by_temperature": table, "best_temperature": best,
+              "best_pass@1": results[best]["overall"]["pass@1"]}
+    write_json(out_dir / "results.json", report)
+    return report
+
+
+def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dict:
+    """Best-vs-best pass@k difference (tuned − base), each at its own best T_eval, paired over problems."""
+    def best(d):
+        res = json.loads((Path(d) / "results.json").read_text())
+        t = res["best_temperature"]
+        rows = [json.loads(line) for line in open(Path(d) / f"T{t}" / "verdicts.jsonl")]
+        return t, correct_by_problem(rows)
+
+    tb, base = best(base_dir)
+    tt, tuned = best(tuned_dir)
+    return {"base_T": tb, "tuned_T": tt, **paired_difference(base, tuned, k)}
+
+
+def write_text_table(path: Path, report: dict) -> None:
+    lines = ["| T_eval | " + " | ".join(next(iter(report["by_temperature"].values())).keys()) + " |"]
+    lines.append("|---" * (1 + len(next(iter(report["by_temperature"].values())))) + "|")
+    for t, row in report["by_temperature"].items():
+        lines.append(f"| {t} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,172 @@
+"""Benchmark problems and how a model response becomes a grading job.
+
+- LiveCodeBench (code_generation_lite): rows with `question_id`, `question_content`, `starter_code`,
+  `difficulty`, `contest_date`, `platform`, `public_test_cases` (a JSON string) and `private_test_cases`
+  (base64 of zlib of a pickled JSON string), `metadata` (a JSON string; `func_name` for LeetCode problems).
+  Tests are the public ones then the private ones, as LiveCodeBench orders them. The hub loader
+  (`livecodebench/code_generation_lite`) is kept for users who can reach it.
+- HumanEval: `task_id`, `prompt`, `entry_point`, `canonical_solution`, `test`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io import InputError, read_jsonl
+from .pool import Job
+from .rules import extract_code
+
+LCB_HUB_ID = "livecodebench/code_generation_lite"
+
+
+@dataclass
+class Problem:
+    task_id: str
+    benchmark: str  # livecodebench | humaneval
+    difficulty: str | None = None
+    contest_date: str | None = None
+    # livecodebench
+    tests: list[dict] = field(default_factory=list)  # {"input", "output", "testtype"}
+    fn_name: str = ""
+    # humaneval
+    prompt: str = ""
+    entry_point: str = ""
+    test: str = ""
+    canonical_solution: str = ""
+    raw: dict = field(default_factory=dict, repr=False)  # the record as published
+
+
+class _StringsOnly(pickle.Unpickler):
+    """The private tests are a pickled string; refuse anything that would construct other objects."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a test-case pickle")
+
+
+def decode_private_tests(blob: str) -> list[dict]:
+    raw = zlib.decompress(base64.b64decode(blob.encode("utf-8")))
+    text = _StringsOnly(io.BytesIO(raw)).load()
+    return json.loads(text)
+
+
+def _lcb_problem(rec: dict, where: str) -> Problem:
+    for key in ("question_id", "public_test_cases", "private_test_cases"):
+        if key not in rec:
+            raise InputError(f"{where}: missing field '{key}'")
+    try:
+        public = json.loads(rec["public_test_cases"]) if isinstance(rec["public_test_cases"], str) else rec["public_test_cases"]
+    except ValueError:
+        raise InputError(f"{where}: field 'public_test_cases' is not JSON") from None
+    try:
+        private = rec["private_test_cases"]
+        private = decode_private_tests(private) if isinstance(private, str) and private else (private or [])
+    except Exception as e:  # noqa: BLE001 - base64, zlib and pickle raise different types
+        raise InputError(f"{where}: field 'private_test_cases' cannot be decoded ({type(e).__name__}: {e})") from None
+    meta = rec.get("metadata") or "{}"
+    try:
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+    except ValueError:
+        raise InputError(f"{where}: field 'metadata' is not JSON") from None
+    tests = list(public) + list(private)
+    if not tests:
+        raise InputError(f"{where}: problem {rec['question_id']} has no test cases")
+    for i, t in enumerate(tests):
+        if not isinstance(t, dict) or "input" not in t or "output" not in t:
+            raise InputError(f"{where}: test case {i} needs 'input' and 'output'")
+    return Problem(
+        task_id=str(rec["question_id"]), benchmark="livecodebench", difficulty=rec.get("difficulty"),
+        contest_date=rec.get("contest_date"), tests=tests, fn_name=meta.get("func_name") or "", raw=rec,
+    )
+
+
+def _humaneval_problem(rec: dict, where: str) -> Problem:
+    for key in ("task_id", "prompt", "entry_point", "test"):
+        if not isinstance(rec.get(key), str):
+            raise InputError(f"{where}: missing or non-string field '{key}'")
+    return Problem(task_id=rec["task_id"], benchmark="humaneval", prompt=rec["prompt"], entry_point=rec["entry_point"],
+                   test=rec["test"], canonical_solution=rec.get("canonical_solution", ""), raw=rec)
+
+
+def load_benchmark(benchmark: str, path: str, split: str = "test") -> list[Problem]:
+    """Problems from a local JSONL(.gz) file, or (LiveCodeBench) from the hub when `path` is the hub id."""
+    make = {"livecodebench": _lcb_problem, "humaneval": _humaneval_problem}.get(benchmark)
+    if make is None:
+        raise InputError(f"unknown benchmark {benchmark!r} (humaneval or livecodebench)")
+    p = Path(path)
+    if not p.exists() and benchmark == "livecodebench" and path == LCB_HUB_ID:
+        import datasets  # what users with a hub run; unreachable offline
+
+        try:
+            ds = datasets.load_dataset(path, split=split, version_tag="release_v6", trust_remote_code=True)
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"{path}: cannot load from the hub ({str(e).splitlines()[0]})") from None
+        return [make(dict(r), f"{path}:row {i}") for i, r in enumerate(ds)]
+    problems, seen = [], set()
+    for lineno, rec in read_jsonl(p):
+        prob = make(rec, f"{p}:{lineno}")
+        if prob.task_id in seen:
+            raise InputError(f"{p}:{lineno}: duplicate task_id '{prob.task_id}'")
+        seen.add(prob.task_id)
+        problems.append(prob)
+    if not problems:
+        raise InputError(f"{p}: no problems")
+    return problems
+
+
+def select_window(problems: list[Problem], start: str | None, end: str | None, difficulties: list[str] | None) -> list[Problem]:
+    """LiveCodeBench selection by contest month window (inclusive, YYYY-MM) and difficulty."""
+    out = []
+    for p in problems:
+        month = (p.contest_date or "")[:7]
+        if start and (not month or month < start):
+            continue
+        if end and (not month or month > end):
+            continue
+        if difficulties and (p.difficulty or "") not in difficulties:
+            continue
+        out.append(p)
+    return out
+
+
+def humaneval_program(problem: Problem, completion: str) -> str:
+    """The program to run: the completion's last fenced block if it has one, else the completion itself;
+    a program that defines the entry point stands alone, otherwise it continues the prompt."""
+    code = extract_code(completion)
+    code = completion if code is None else code
+    if re.search(rf"^def\s+{re.escape(problem.entry_point)}\s*\(", code, re.MULTILINE):
+        imports = [line for line in problem.prompt.splitlines() if re.match(r"(from\s+\S+\s+)?import\s", line)]
+        return "\n".join(imports + [code])  # the prompt's imports (typing names in signatures) stay available
+    return problem.prompt + code
+
+
+def default_timeout(benchmark: str) -> float:
+    """The reference runners' limits: 3 s for a whole HumanEval program, 6 s per LiveCodeBench test."""
+    return 3.0 if benchmark == "humaneval" else 6.0
+
+
+def make_job(problem: Problem, response: str, timeout: float | None = None, early_exit: bool = True) -> Job | None:
+    """The grading job for one response, or None when there is no code to run (verdict no_code)."""
+    timeout = timeout or default_timeout(problem.benchmark)
+    if problem.benchmark == "humaneval":
+        if not response.strip():
+            return None
+        return Job("humaneval", humaneval_program(problem, response), timeout=timeout,
+                   entry_point=problem.entry_point,
+                   secret={"prompt": problem.prompt, "test": problem.test, "entry_point": problem.entry_point})
+    code = extract_code(response)
+    if code is None:
+        return None
+    call = bool(problem.fn_name)
+    return Job("call" if call else "stdio", code, timeout=timeout, fn_name=problem.fn_name, early_exit=early_exit,
+               inputs=[t["input"] for t in problem.tests], secret={"expected": [t["output"] for t in problem.tests]})
+
+
+def tests_total(problem: Problem) -> int:
+    return 1 if problem.benchmark == "humaneval" else len(problem.tests)

@@ -1,0 +1,218 @@
+"""What runs inside the sandboxed program process: it executes the untrusted code and reports, per test, only
+what the program produced (captured stdout, or a call's return value as a Python literal). It never sees an
+expected output, and it decides no verdict: the worker compares, outside this process.
+
+The execution model follows LiveCodeBench's reference runner so that verdicts match: the same program
+preparation (rules.py), the same stdin replacement (`readline`/`readlines`/`read` patched, `open` mocked),
+`SystemExit` ending a stdin program normally, one compiled module and one `Solution()` for all tests, and the
+same "reliability guard" that sets a list of os/shutil/subprocess functions to None before the code runs (a
+program calling them fails there, so it fails here).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import os
+import struct
+import sys
+import time
+import types
+
+from . import rules
+
+HEADER = struct.Struct(">I")
+
+
+def send(fd: int, obj) -> None:
+    data = json.dumps(obj).encode()
+    view = memoryview(HEADER.pack(len(data)) + data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def recv(fd: int):
+    head = _read_exact(fd, HEADER.size)
+    if head is None:
+        return None
+    body = _read_exact(fd, HEADER.unpack(head)[0])
+    return None if body is None else json.loads(body)
+
+
+_GUARDED = {
+    "os": ["kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+           "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+           "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"],
+    "shutil": ["rmtree", "move", "chown"],
+    "subprocess": ["Popen"],
+}
+
+
+def reference_guard(exit_too: bool) -> None:
+    """The reference runners' `reliability_guard` (not a security measure: the sandbox is; this keeps verdicts
+    equal, since a program that calls these fails under the reference)."""
+    import shutil
+    import subprocess
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # before os.putenv is gone
+    mods = {"os": os, "shutil": shutil, "subprocess": subprocess}
+    for mod, names in _GUARDED.items():
+        for name in names:
+            setattr(mods[mod], name, None)
+    builtins.quit = None
+    if exit_too:
+        builtins.exit = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+def plain(value):
+    """numpy scalars/arrays to Python values, so that their literal can be read back."""
+    if hasattr(value, "tolist") and type(value).__module__.startswith("numpy"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        out = [plain(v) for v in value]
+        return tuple(out) if isinstance(value, tuple) else out
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def literal(value, cap: int) -> str | None:
+    """The value as a Python literal the worker can read with ast.literal_eval, or None if it is not plain data."""
+    text = repr(plain(value))
+    if len(text) > cap:
+        return None
+    try:
+        ast.literal_eval(text)
+    except Exception:
+        return None
+    return text
+
+
+def _error(exc: BaseException) -> dict:
+    status = "memory" if isinstance(exc, MemoryError) else "runtime_error"
+    return {"status": status, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _lazy_mock_open(data: str):
+    """`unittest.mock.mock_open(read_data=data)`, as the reference patches `builtins.open` with, built only if
+    the program calls it (building one costs milliseconds, and few programs ever call it)."""
+    mock = None
+
+    def fake_open(*args, **kwargs):
+        nonlocal mock
+        if mock is None:
+            from unittest.mock import mock_open
+
+            mock = mock_open(read_data=data)
+        return mock(*args, **kwargs)
+
+    return fake_open
+
+
+def _run_stdio_test(fn, given, cap: int) -> dict:
+    if isinstance(given, list):
+        given = "\n".join(given)
+    lines = iter(given.split("\n"))
+    stdin = io.StringIO(given)
+    stdin.readline = lambda *a: next(lines)
+    stdin.readlines = lambda *a: given.split("\n")
+    stdin.read = lambda *a: given
+    out = io.StringIO()
+    out.close = lambda x: 1  # as the reference's capture does
+    saved = sys.stdin, sys.stdout, builtins.open
+    sys.stdin, sys.stdout, builtins.open = stdin, out, _lazy_mock_open(given)
+    t0 = time.perf_counter()
+    try:
+        try:
+            fn()
+        except SystemExit:
+            pass
+        result = {"status": "ok"}
+    except BaseException as e:  # noqa: BLE001 - every failure of the program is a verdict
+        result = _error(e)
+    finally:
+        sys.stdin, sys.stdout, builtins.open = saved
+    result["seconds"] = time.perf_counter() - t0
+    text = out.getvalue()
+    if len(text) > cap:
+        return {"status": "output_limit", "seconds": result["seconds"]}
+    if result["status"] == "ok":
+        result["output"] = text
+    return result
+
+
+def run(job: dict, out_fd: int, in_fd: int) -> None:
+    """Executes job['code'] as the job's kind says and streams one record per test to out_fd."""
+    kind, cap = job["kind"], job["output_cap"]
+    try:
+        if kind == "stdio":
+            code = rules.prepare_stdio(job["code"])
+        elif kind == "call":
+            code = rules.prepare_call_based(job["code"])
+        else:
+            code = job["code"]
+        compiled = compile(code, "<program>", "exec")
+    except SyntaxError as e:
+        send(out_fd, {"status": "syntax_error", "error": f"SyntaxError: {e.msg} (line {e.lineno})"})
+        return
+    except BaseException as e:  # noqa: BLE001
+        send(out_fd, _error(e))
+        return
+
+    reference_guard(exit_too=kind == "humaneval")
+    try:
+        module = types.ModuleType("tmp_sol")
+        exec(compiled, module.__dict__)
+        if kind == "stdio":
+            target = getattr(module, rules.WRAPPED)
+        elif kind == "call":
+            owner = module.Solution() if "class Solution" in code else module
+            target = getattr(owner, job["fn_name"])
+        else:
+            target = getattr(module, job["entry_point"])
+    except BaseException as e:  # noqa: BLE001
+        send(out_fd, _error(e))
+        return
+    send(out_fd, {"status": "ready"})
+
+    if kind == "stdio":
+        for given in job["inputs"]:
+            send(out_fd, _run_stdio_test(target, given, cap))
+    elif kind == "call":
+        for given in job["inputs"]:
+            t0 = time.perf_counter()
+            try:
+                args = rules.parse_call_inputs(given)
+                text = literal(target(*args), cap)
+                rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
+            except BaseException as e:  # noqa: BLE001
+                rec = _error(e)
+            rec["seconds"] = time.perf_counter() - t0
+            send(out_fd, rec)
+    else:  # humaneval: answer the worker's calls of the candidate until it hangs up
+        while (req := recv(in_fd)) is not None:
+            t0 = time.perf_counter()
+            try:
+                args = ast.literal_eval(req["args"])
+                text = literal(target(*args), cap)
+                rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
+            except BaseException as e:  # noqa: BLE001
+                rec = _error(e)
+            rec["seconds"] = time.perf_counter() - t0
+            send(out_fd, rec)
