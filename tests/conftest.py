@@ -70,3 +70,29 @@ def train_config(tiny_model, **train):
     for k, v in train.items():
         setattr(cfg.train, k, v)
     return cfg
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_processes_left_behind():
+    """After the whole session: no child process of the test run is left (no worker, program, zombie or orphan)."""
+    yield
+    import time
+
+    deadline = time.time() + 10  # processes being killed get a moment; zombies would stay and fail this
+    while _children_of(os.getpid()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _children_of(os.getpid()) == []

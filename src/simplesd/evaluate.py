@@ -17,8 +17,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .config import EvalConfig, SSDConfig, to_dict
-from .io import InputError, atomic_write_jsonl, atomic_write_text, fingerprint_path, read_jsonl, require_field, write_json
-from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .io import InputError, atomic_write_jsonl, fingerprint_path, read_jsonl, require_field, write_json
+from .manifest import fingerprint, stage_is_done, write_manifest
 from .metrics import paired_difference, summarize
 
 log = logging.getLogger(__name__)
@@ -204,11 +204,3 @@ def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dic
     tb, base = best(base_dir)
     tt, tuned = best(tuned_dir)
     return {"base_T": tb, "tuned_T": tt, **paired_difference(base, tuned, k)}
-
-
-def write_text_table(path: Path, report: dict) -> None:
-    lines = ["| T_eval | " + " | ".join(next(iter(report["by_temperature"].values())).keys()) + " |"]
-    lines.append("|---" * (1 + len(next(iter(report["by_temperature"].values())))) + "|")
-    for t, row in report["by_temperature"].items():
-        lines.append(f"| {t} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
-    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -196,23 +196,19 @@ def run(job: dict, out_fd: int, in_fd: int) -> None:
             send(out_fd, _run_stdio_test(target, given, cap))
     elif kind == "call":
         for given in job["inputs"]:
-            t0 = time.perf_counter()
-            try:
-                args = rules.parse_call_inputs(given)
-                text = literal(target(*args), cap)
-                rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
-            except BaseException as e:  # noqa: BLE001
-                rec = _error(e)
-            rec["seconds"] = time.perf_counter() - t0
-            send(out_fd, rec)
+            send(out_fd, _call(target, lambda: rules.parse_call_inputs(given), cap))
     else:  # humaneval: answer the worker's calls of the candidate until it hangs up
         while (req := recv(in_fd)) is not None:
-            t0 = time.perf_counter()
-            try:
-                args = ast.literal_eval(req["args"])
-                text = literal(target(*args), cap)
-                rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
-            except BaseException as e:  # noqa: BLE001
-                rec = _error(e)
-            rec["seconds"] = time.perf_counter() - t0
-            send(out_fd, rec)
+            send(out_fd, _call(target, lambda: ast.literal_eval(req["args"]), cap))
+
+
+def _call(target, read_args, cap: int) -> dict:
+    """One call of the program's function; its return value as a literal, or what went wrong."""
+    t0 = time.perf_counter()
+    try:
+        text = literal(target(*read_args()), cap)
+        rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
+    except BaseException as e:  # noqa: BLE001 - every failure of the program is a verdict
+        rec = _error(e)
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
