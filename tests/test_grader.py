@@ -230,7 +230,7 @@ def test_killed_at_timeout_with_everything_it_started(pool):
         except OSError:
             continue
         uid = int(status.split("Uid:")[1].split()[0])
-        if 61000 <= uid < 61100 or "State:\tZ" in status and int(status.split("PPid:")[1].split()[0]) in uids:
+        if uid in pool.program_uids or "State:\tZ" in status and int(status.split("PPid:")[1].split()[0]) in uids:
             leftovers.append(pid)
     assert leftovers == []
 
@@ -361,6 +361,19 @@ def test_ssd_check_livecodebench(tmp_path):
     assert set(summary["by_difficulty"]) == {"easy", "medium", "hard"}
     assert summary["grader"]["timeout_s"] == 1.0 and summary["grader"]["sandbox"]["probe"]["passed"]
     assert "pass@1: 0.2000" in r.stdout
+
+
+def test_lcb_repository_loader(tmp_path):
+    """A clone of the hub repository (test.jsonl .. test6.jsonl) loads through `datasets`, the same call that
+    reads the hub id for users who can reach it."""
+    rows, _ = lcb_fixtures.build(n_problems=6, tests_per_problem=3)
+    repo = tmp_path / "code_generation_lite"
+    repo.mkdir()
+    (repo / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (repo / "test6.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    probs = load_benchmark("livecodebench", str(repo))
+    assert [p.task_id for p in probs] == [r["question_id"] for r in rows]
+    assert probs[3].fn_name == "twoSum" and len(probs[0].tests) == 3
 
 
 def test_lcb_window_selection():

@@ -94,17 +94,22 @@ def _humaneval_problem(rec: dict, where: str) -> Problem:
                    test=rec["test"], canonical_solution=rec.get("canonical_solution", ""), raw=rec)
 
 
-def load_benchmark(benchmark: str, path: str, split: str = "test") -> list[Problem]:
+def load_benchmark(benchmark: str, path: str) -> list[Problem]:
     """Problems from a local JSONL(.gz) file, or (LiveCodeBench) from the hub when `path` is the hub id."""
     make = {"livecodebench": _lcb_problem, "humaneval": _humaneval_problem}.get(benchmark)
     if make is None:
         raise InputError(f"unknown benchmark {benchmark!r} (humaneval or livecodebench)")
     p = Path(path)
-    if not p.exists() and benchmark == "livecodebench" and path == LCB_HUB_ID:
-        import datasets  # what users with a hub run; unreachable offline
+    if benchmark == "livecodebench" and (p.is_dir() or (path == LCB_HUB_ID and not p.exists())):
+        import datasets  # the hub id is what users with a hub run; a local clone of the repository works offline
 
+        # release_v6 is the union of the repository's test.jsonl .. test6.jsonl (read as plain JSON: datasets 4+
+        # no longer runs the repository's loading script)
+        files = [f"test{s}.jsonl" for s in ("", "2", "3", "4", "5", "6")]
+        if p.is_dir():
+            files = [f for f in files if (p / f).is_file()]
         try:
-            ds = datasets.load_dataset(path, split=split, version_tag="release_v6", trust_remote_code=True)
+            ds = datasets.load_dataset(path, data_files=files, split="train")
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{path}: cannot load from the hub ({str(e).splitlines()[0]})") from None
         return [make(dict(r), f"{path}:row {i}") for i, r in enumerate(ds)]

@@ -125,10 +125,14 @@ class GraderPool:
     """Sandboxed grading workers. Use as a context manager; `grade(jobs)` returns results in job order."""
 
     def __init__(self, workers: int | None = None, limits: Limits | None = None, probe: bool = True,
-                 uid_base: int = 61000, tmp_mb: int = 512):
+                 uid_base: int | None = None, tmp_mb: int = 512):
         self.limits = limits or Limits()
+        # as root, each worker's programs run under a uid no other process uses (so the process limit counts
+        # exactly them); pools running side by side get different ranges
+        uid_base = uid_base or 200_000 + (os.getpid() % 100_000) * 256
         self.cfg = {"hide": _hidden_dirs(), "tmp_mb": tmp_mb, "uid_base": uid_base, "require_seccomp": True}
         n = workers or len(os.sched_getaffinity(0))
+        self.program_uids = range(uid_base, uid_base + n)
         self.workers: list[_WorkerHandle] = []
         try:
             for slot in range(n):
