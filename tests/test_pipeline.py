@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import ssd
+from conftest import read_jsonl, ssd
 
 
 def _run_args(tiny_model, problems_file, out):
@@ -89,3 +89,30 @@ def test_ssd_demo_full_and_its_readme_command(tmp_path):
     assert run["stages"]["sample"]["counts"]["samples"] == 48
     assert run["stages"]["train"]["counts"]["final_loss"] < 0.9 * run["stages"]["train"]["counts"]["first_loss"]
     assert "demo summary" in r.stdout
+
+
+def test_ssd_evaluate_cli_sweep_and_resume(tmp_path, tiny_model):
+    """`ssd evaluate --sweep` on a LiveCodeBench-format file: the date window selects, each T_eval gets its own
+    samples, verdicts and summary, and a rerun reuses them."""
+    import lcb_fixtures
+
+    rows, _ = lcb_fixtures.build(n_problems=8, tests_per_problem=2)  # contest months 2025-01 .. 2025-06
+    problems = tmp_path / "lcb.jsonl"
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["evaluate", "--model", tiny_model, "--benchmark", "livecodebench", "--problems", problems,
+            "--n", "2", "--sweep", "0.5,1.0", "--top-p", "0.9", "--out", tmp_path / "ev", "--no-progress",
+            "eval.max_new_tokens=8", "eval.timeout=1"]
+    r = ssd(*args, check=True)
+    assert "best T_eval" in r.stdout
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(res["by_temperature"]) == {"0.5", "1"}
+    s = json.loads((tmp_path / "ev" / "T0.5" / "summary.json").read_text())
+    in_window = [r for r in rows if "2025-02" <= r["contest_date"][:7] <= "2025-05"]
+    assert s["selection"]["problems"] == len(in_window) == 5  # three of the eight are in 2025-01 or 2025-06
+    assert s["decoding"]["top_p"] == 0.9 and s["decoding"]["n"] == 2
+    assert sum(s["verdicts"].values()) == 2 * len(in_window)
+    assert len(read_jsonl(tmp_path / "ev" / "T1" / "verdicts.jsonl")) == 2 * len(in_window)
+    again = ssd(*args, check=True)
+    assert again.stderr.count("skipping") == 2  # both temperatures' samples reused
+    bad = ssd(*args[:-2], "eval.start_month=2030-01", "eval.end_month=2030-12")
+    assert bad.returncode == 2 and "no problem in the window 2030-01..2030-12" in bad.stderr
