@@ -174,12 +174,10 @@ class Worker:
             _supervise(job, self.cfg, workdir, fds)
         for name in ("out_w", "in_r", "pid_w"):
             os.close(fds[name])
-        pid_file = os.fdopen(fds["pid_r"], "r")
         program_pid, result = None, None
-        gone = lambda r: bool(r and r.get("_needs_status"))  # noqa: E731
         try:
-            line = pid_file.readline()
-            program_pid = int(line) if line.strip() else None
+            line = _read_line(fds["pid_r"])
+            program_pid = int(line) if line else None
             harness.send(self.to_pool, {"status": "forked"})
             spec = harness.recv(self.from_pool)
             if spec is None:
@@ -191,23 +189,24 @@ class Worker:
             else:
                 result = self._tests(job, spec, fds)
         finally:
-            # a program that ended on its own gets a moment to report how; any other is killed now
-            if program_pid is not None and not select.select([pid_file], [], [], 0.5 if gone(result) else 0)[0]:
+            # the supervisor writes the program's wait status once it has reaped it: a program that ended on its
+            # own gets a moment to report how; one still running is killed now
+            wait = 0.5 if result and result.get("_needs_status") else 0
+            if program_pid is not None and not select.select([fds["pid_r"]], [], [], wait)[0]:
                 try:
                     os.kill(program_pid, signal.SIGKILL)  # PID 1 of its namespace: takes every descendant along
                 except ProcessLookupError:
                     pass
-            status_line = pid_file.readline()
-            pid_file.close()
+            status_line = _read_line(fds["pid_r"])
             os.waitpid(sup, 0)
-            for name in ("out_r", "in_w"):
+            for name in ("out_r", "in_w", "pid_r"):
                 try:
                     os.close(fds[name])
                 except OSError:
                     pass
             _reap_orphans()
             shutil.rmtree(workdir, ignore_errors=True)
-        status = int(status_line) if status_line.strip() else None
+        status = int(status_line) if status_line else None
         if result.pop("_needs_status", False):
             result["verdict"] = _exit_kind(status)
             if status is not None and os.WIFSIGNALED(status):
@@ -320,6 +319,17 @@ def _judge(kind: str, rec: dict, want, i: int) -> dict | None:
     if st == "memory":
         return {"verdict": "memory", "detail": f"test {i}: {rec.get('error', '')}"}
     return {"verdict": "runtime_error", "detail": f"test {i}: {rec.get('error', '')}"}
+
+
+def _read_line(fd: int) -> str:
+    """One line from the supervisor, unbuffered (so that select() on the fd tells whether more has come)."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode().strip()
 
 
 def _reap_orphans() -> None:
