@@ -146,7 +146,7 @@ def _selected_problems(cfg: SSDConfig, out_dir: Path):
 
 def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True) -> dict:
     """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature."""
-    from .sample import iter_samples, sample
+    from .sample import iter_samples, sample, sample_inputs
 
     out_dir = Path(out_dir)
     e = cfg.eval
@@ -154,6 +154,7 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = _selected_problems(cfg, out_dir)
     results = {}
+    loaded = None  # the model is loaded once for the whole sweep, and only if some temperature needs sampling
     for t in temps:
         tdir = out_dir / f"T{t:g}"
         scfg = copy.deepcopy(cfg)
@@ -164,7 +165,11 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         s = scfg.sample
         s.temperature, s.top_k, s.top_p, s.min_p, s.n = t, e.top_k, e.top_p, e.min_p, e.n
         s.max_new_tokens, s.seed = e.max_new_tokens, e.seed
-        sample(scfg, tdir / "samples", progress=progress)
+        if loaded is None and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
+            from .models import load_model, load_tokenizer, resolve_device
+
+            loaded = (load_model(scfg.model, resolve_device(scfg.sample.device)), load_tokenizer(scfg.model))
+        sample(scfg, tdir / "samples", progress=progress, loaded=loaded)
         inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
         fp = fingerprint("grade", to_dict(e), inputs)
         if stage_is_done(tdir, fp):

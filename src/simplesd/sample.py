@@ -129,8 +129,10 @@ def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
     return inputs, fingerprint("sample", stage_cfg, inputs)
 
 
-def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Samples `cfg.sample.n` outputs for every problem in `cfg.prompts` into `out_dir`. Resumable."""
+def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded=None) -> dict:
+    """Samples `cfg.sample.n` outputs for every problem in `cfg.prompts` into `out_dir`. Resumable.
+
+    `loaded` is an optional (model, tokenizer) already in memory for cfg.model (a T_eval sweep loads once)."""
     out_dir = Path(out_dir)
     s = cfg.sample
     if s.backend != "transformers":
@@ -146,7 +148,7 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True) -> dict:
 
     from .models import load_model, load_tokenizer, resolve_device, stop_token_ids
 
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = loaded[1] if loaded else load_tokenizer(cfg.model)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     plan_path = out_dir / PLAN
@@ -167,10 +169,10 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True) -> dict:
         log.info("sample: resuming, %d of %d shards already written", resumed, len(plan["shards"]))
 
     t_load = time.time()
-    device = resolve_device(s.device)
+    device = str(loaded[0].device) if loaded else resolve_device(s.device)
     gen_tokens = 0
     if todo:
-        model = load_model(cfg.model, device)
+        model = loaded[0] if loaded else load_model(cfg.model, device)
         stops = stop_token_ids(model, tokenizer)
         kwargs = generation_kwargs(s.temperature, s.top_k, s.top_p, s.min_p, s.max_new_tokens, s.n)
         from tqdm.auto import tqdm
