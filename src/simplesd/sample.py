@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .config import SSDConfig, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, read_json, read_jsonl, remove_stale_temporaries, write_json
-from .manifest import fingerprint, stage_is_done, load_manifest, write_manifest
+from .manifest import MANIFEST, fingerprint, load_manifest, stage_is_done, write_manifest
 from .prompts import Problem, chat_text, load_problems, user_prompt
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded=No
     plan = read_json(plan_path) if plan_path.is_file() else None
     if plan is not None and plan.get("fingerprint") != fp:
         log.warning("sample: %s holds samples from another config or input; starting over", out_dir)
-        for f in [out_dir / PLAN, out_dir / "manifest.json", *out_dir.glob("shard-*.jsonl")]:
+        for f in [out_dir / PLAN, out_dir / MANIFEST, *out_dir.glob("shard-*.jsonl")]:
             f.unlink(missing_ok=True)
         plan = None
     if plan is None:
