@@ -74,23 +74,6 @@ def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
     assert json.loads((out / "run.json").read_text())["evaluated"] is True
 
 
-def test_ssd_demo_quick(tmp_path):
-    r = ssd("demo", "--quick", "--out", tmp_path / "demo", "--no-progress", check=True)
-    assert "demo summary" in r.stdout and "kept" in r.stdout
-    run = json.loads((tmp_path / "demo" / "run.json").read_text())
-    assert run["stages"]["sample"]["counts"]["problems"] == 24
-    assert run["stages"]["train"]["counts"]["final_loss"] < run["stages"]["train"]["counts"]["first_loss"]
-
-
-@pytest.mark.slow
-def test_ssd_demo_full_and_its_readme_command(tmp_path):
-    r = ssd("demo", "--out", tmp_path / "demo", "--no-progress", check=True, timeout=1200)
-    run = json.loads((tmp_path / "demo" / "run.json").read_text())
-    assert run["stages"]["sample"]["counts"]["samples"] == 48
-    assert run["stages"]["train"]["counts"]["final_loss"] < 0.9 * run["stages"]["train"]["counts"]["first_loss"]
-    assert "demo summary" in r.stdout
-
-
 def test_ssd_evaluate_cli_sweep_and_resume(tmp_path, tiny_model):
     """`ssd evaluate --sweep` on a LiveCodeBench-format file: the date window selects, each T_eval gets its own
     samples, verdicts and summary, and a rerun reuses them."""

@@ -163,7 +163,8 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         scfg.prompts.format = e.benchmark if e.benchmark == "humaneval" else "livecodebench"
         scfg.prompts.max_prompts = None
         s = scfg.sample
-        s.temperature, s.top_k, s.top_p, s.min_p, s.n = t, e.top_k, e.top_p, e.min_p, e.n
+        s.temperature, s.top_k, s.top_p, s.min_p = t, e.top_k, e.top_p, e.min_p
+        s.n = 1 if t == 0 else e.n  # greedy draws the same sequence every time
         s.max_new_tokens, s.seed = e.max_new_tokens, e.seed
         if loaded is None and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
             from .models import load_model, load_tokenizer, resolve_device
@@ -180,7 +181,7 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         rows, grader = grade(problems, solutions, e, progress)
         atomic_write_jsonl(tdir / "verdicts.jsonl", rows)
         summary = {"benchmark": e.benchmark, "model": model, "temperature": t,
-                   "decoding": {"temperature": t, "top_k": e.top_k, "top_p": e.top_p, "min_p": e.min_p, "n": e.n,
+                   "decoding": {"temperature": t, "top_k": e.top_k, "top_p": e.top_p, "min_p": e.min_p, "n": s.n,
                                 "max_new_tokens": e.max_new_tokens, "seed": e.seed},
                    "selection": {"start_month": e.start_month, "end_month": e.end_month,
                                  "difficulties": e.difficulties, "problems": len(problems)},
@@ -199,10 +200,14 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
 
 
 def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dict:
-    """Best-vs-best pass@k difference (tuned − base), each at its own best T_eval, paired over problems."""
+    """Best-vs-best pass@k difference (tuned − base), each at its own best T_eval for pass@k (among the
+    temperatures with at least k samples), paired over problems, with a bootstrap 95 % CI."""
     def best(d):
         res = json.loads((Path(d) / "results.json").read_text())
-        t = res["best_temperature"]
+        scores = {t: row[f"pass@{k}"] for t, row in res["by_temperature"].items() if f"pass@{k}" in row}
+        if not scores:
+            raise InputError(f"{d}: no temperature has the {k} samples per problem pass@{k} needs")
+        t = max(scores, key=scores.get)
         rows = [json.loads(line) for line in open(Path(d) / f"T{t}" / "verdicts.jsonl")]
         return t, correct_by_problem(rows)
 

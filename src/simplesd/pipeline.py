@@ -6,7 +6,6 @@ inputs are unchanged, so a rerun after a crash resumes where the run stopped.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from pathlib import Path
@@ -71,47 +70,4 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "run.json", summary)
-    return summary
-
-
-def demo_config(output_dir: str, base_model: str, quick: bool = False) -> SSDConfig:
-    """The pipeline on the tiny built-in model: paper sampling defaults; LR, steps and lengths scaled to it."""
-    from .testbed.tiny import demo_problems_path
-
-    cfg = SSDConfig()
-    cfg.output_dir = output_dir
-    cfg.model.name_or_path = base_model
-    cfg.prompts.path = str(demo_problems_path())
-    cfg.sample.max_new_tokens = 32 if quick else 96
-    cfg.sample.n = 1 if quick else 2
-    cfg.sample.batch_size = 8
-    cfg.sample.shard_size = 8
-    cfg.train.learning_rate = 1e-3  # a random-init 0.4 M-parameter model needs far more than the paper's 5e-6
-    cfg.train.effective_batch_size = 8
-    cfg.train.epochs = 1 if quick else 3
-    cfg.train.max_seq_length = 512
-    cfg.train.save_steps = 1000
-    return cfg
-
-
-def demo(output_dir: str = "runs/demo", quick: bool = False, progress: bool = True, echo=print) -> dict:
-    from .testbed.tiny import build_tiny_model
-
-    out = Path(output_dir)
-    base = out / "base-model"
-    if not (base / "config.json").is_file():
-        echo(f"building the tiny random-weight base model -> {base}")
-        build_tiny_model(base)
-    cfg = demo_config(str(out), str(base), quick)
-    summary = run(copy.deepcopy(cfg), progress=progress, echo=echo)
-    st = summary["stages"]
-    echo("")
-    echo("demo summary (tiny random-weight model: this shows the pipeline working, not SSD's effect)")
-    echo(f"  problems {st['sample']['counts']['problems']}, samples {st['sample']['counts']['samples']} "
-         f"(stopped at EOS {st['sample']['counts']['finish_stop']}, hit the cap {st['sample']['counts']['finish_length']})")
-    echo(f"  kept {st['filter']['counts']['kept']} of {st['filter']['counts']['total']} after filtering")
-    tc = st["train"]["counts"]
-    echo(f"  train: {tc['optimizer_steps']} steps, loss {tc['first_loss']:.3f} -> {tc['final_loss']:.3f}")
-    for name, s in st.items():
-        echo(f"  {name:<7} {s['timings_s'].get('total', 0):8.1f} s")
     return summary

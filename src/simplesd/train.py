@@ -63,7 +63,7 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     from datasets import Dataset
     from trl import SFTConfig
 
-    from .models import load_tokenizer
+    from .models import load_tokenizer, resolve_dtype
 
     t = cfg.train
     rows = read_train_rows(train_file)
@@ -95,7 +95,11 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         report_to=["tensorboard"],
         seed=t.seed,
         disable_tqdm=not progress,
-        model_init_kwargs={"dtype": "auto", "trust_remote_code": cfg.model.trust_remote_code,
+        # model.dtype decides the weights' dtype (auto: bf16 on GPUs that have it, else float32), so a float16
+        # checkpoint is not trained in float16 on a CPU
+        model_init_kwargs={"dtype": str(resolve_dtype(cfg.model.dtype, "cuda" if torch.cuda.is_available() else "cpu"))
+                           .removeprefix("torch."),
+                           "trust_remote_code": cfg.model.trust_remote_code,
                            "revision": cfg.model.revision},
     )
     # accumulate to the effective batch over all processes (args.world_size asks accelerate how many there are)

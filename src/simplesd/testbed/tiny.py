@@ -75,18 +75,30 @@ def corpus() -> list[str]:
     return lines * 4
 
 
-def build_tokenizer(vocab_size: int = 1024):
+def build_tokenizer(vocab_size: int = 1024, texts: list[str] | None = None, phrases: bool = False):
+    """Byte-level BPE with a ChatML template, trained on `texts` (default: the built-in local corpus).
+
+    `phrases`: merges may cross spaces (up to 24 bytes, never past a line end) while every digit stays its own
+    token, so a narrow domain's fixed phrases become single tokens and numbers are copied digit by digit (the
+    testbed's base). Ending tokens at line ends keeps the generation prompt a token prefix of every training
+    text: no token spans the boundary between the prompt and the response."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if phrases:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split("\n", behavior="merged_with_previous"),  # a line end ends a token: the chat
+            pre_tokenizers.Digits(individual_digits=True),                 # template's "assistant\n" included
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=False, max_token_length=24 if phrases else None,
     )
-    tok.train_from_iterator(corpus(), trainer=trainer)
+    tok.train_from_iterator(texts if texts is not None else corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None,
         additional_special_tokens=["<|endoftext|>", "<|im_start|>"],
@@ -106,13 +118,15 @@ def build_tiny_model(
     intermediate_size: int = 256,
     vocab_size: int = 1024,
     max_position_embeddings: int = 2048,
+    tokenizer=None,
 ) -> Path:
-    """Writes a tokenizer + random-weight Llama to out_dir (deterministic for a seed) and returns the path."""
+    """Writes a tokenizer (built here unless given) + random-weight Llama to out_dir (deterministic for a
+    seed) and returns the path."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     out_dir = Path(out_dir)
-    tokenizer = build_tokenizer(vocab_size)
+    tokenizer = tokenizer or build_tokenizer(vocab_size)
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = LlamaConfig(
         vocab_size=len(tokenizer),

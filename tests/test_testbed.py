@@ -1,0 +1,209 @@
+"""The testbed: task family (references pass, priors fail, spans, splits), the shipped base (checksums, it
+codes), a reduced rebuild through the same pipeline, and `ssd demo`."""
+
+import json
+import random
+import re
+
+import pytest
+
+from conftest import read_jsonl, ssd
+from simplesd.testbed import tasks
+from simplesd.testbed.build import BuildConfig, split_records
+from simplesd.testbed.demo import read_build_manifest, shipped_base, verify_base
+
+
+@pytest.fixture(scope="module")
+def sample_problems():
+    splits = split_records(7, {"test": 40, "dev": 0, "ssd": 0, "pretrain": 40})
+    return splits["test"] + splits["pretrain"]
+
+
+def _grade(records, responses):
+    from simplesd.config import EvalConfig
+    from simplesd.evaluate import grade
+    from simplesd.execute.benchmarks import _lcb_problem
+
+    problems = [_lcb_problem(r, r["question_id"]) for r in records]
+    rows, _ = grade(problems, responses, EvalConfig(workers=2), progress=False)
+    return [r["verdict"] for r in rows]
+
+
+def test_every_reference_style_passes_and_a_prior_alone_does_not(sample_problems):
+    refs = [(r["question_id"], ref["response"]) for r in sample_problems for ref in r["testbed"]["references"]]
+    assert {ref["style"] for r in sample_problems for ref in r["testbed"]["references"]} == {"loop", "helper", "script", "main"}
+    assert _grade(sample_problems, refs) == ["passed"] * len(refs)
+    priors = tasks.prior_baselines(sample_problems)
+    for name in ("identity", "constant"):
+        verdicts = _grade(sample_problems, [(r["question_id"], priors[r["question_id"]][name]) for r in sample_problems])
+        assert verdicts.count("passed") == 0, name
+
+
+def test_one_wrong_detail_fails_the_hidden_tests(sample_problems):
+    """A pass needs the whole program: change one copied constant (a lock) and the tests catch it."""
+    rng = random.Random(0)
+    mutants = []
+    for r in sample_problems:
+        ref = r["testbed"]["references"][0]
+        digits = [(a, b) for a, b, kind in ref["spans"] if kind == "lock" and ref["response"][a:b].isdigit()
+                  and not ref["response"][:a].endswith("# rule ")]  # constants, not the rule-number comments
+        a, b = rng.choice(digits)
+        value = int(ref["response"][a:b])
+        mutants.append((r["question_id"], ref["response"][:a] + str(value + rng.choice((1, 2, 3))) + ref["response"][b:]))
+    verdicts = _grade(sample_problems, mutants)
+    assert verdicts.count("passed") <= 0.1 * len(mutants), verdicts.count("passed")
+
+
+def test_spans_mark_the_copied_details_and_the_style_choices(sample_problems):
+    for r in sample_problems:
+        q = r["question_content"]
+        for ref in r["testbed"]["references"]:
+            text = ref["response"]
+            locks = [text[a:b] for a, b, k in ref["spans"] if k == "lock"]
+            forks = [text[a:b] for a, b, k in ref["spans"] if k == "fork"]
+            for number in re.findall(r"(?:by|than|is|add|subtract) (\d+)", q):  # every constant of the statement
+                assert number in locks
+            assert ref["var"] in forks and any(f.strip() for f in forks)
+            spans = sorted((a, b) for a, b, _ in ref["spans"])
+            assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:])), "spans overlap"
+
+
+def test_splits_are_disjoint_seeded_and_hold_unseen_pairs():
+    a = split_records(3, {"test": 60, "dev": 30, "ssd": 60, "pretrain": 400})
+    b = split_records(3, {"test": 60, "dev": 30, "ssd": 60, "pretrain": 10})
+    assert a["test"] == b["test"] and a["dev"] == b["dev"] and a["ssd"] == b["ssd"]  # pretrain size changes nothing else
+    keys = {name: {r["testbed"]["key"] for r in recs} for name, recs in a.items()}
+    names = list(keys)
+    for i, x in enumerate(names):
+        for y in names[i + 1:]:
+            assert not keys[x] & keys[y], (x, y)
+    assert not any(r["testbed"]["unseen_pair"] for r in a["pretrain"])
+    assert sum(r["testbed"]["unseen_pair"] for r in a["test"]) >= 10
+    assert {r["difficulty"] for r in a["test"]} == {"easy", "medium", "hard"}
+    assert {json.loads(r["metadata"]).get("func_name") is None for r in a["test"]} == {True, False}  # both kinds
+
+
+def test_failure_kinds(sample_problems):
+    rec = next(r for r in sample_problems if r["testbed"]["kind"] == "function" and r["testbed"]["rules"] >= 3)
+    ref = rec["testbed"]["references"][0]["response"]
+    lines = ref.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("# rule")]  # comment, branch, body
+    block = lines[starts[1]:starts[1] + 3]
+    looped = "\n".join(lines[:starts[2]] + block + lines[starts[2]:])  # rule 2 written twice
+    skipped = "\n".join(lines[:starts[1]] + lines[starts[1] + 3:])  # rule 2 left out
+    assert tasks.failure_kind(rec, ref, "stop", "passed") == "passed"
+    assert tasks.failure_kind(rec, looped, "stop", "wrong_answer") == "loop"
+    assert tasks.failure_kind(rec, skipped, "stop", "wrong_answer") == "skip"
+    assert tasks.failure_kind(rec, ref, "stop", "wrong_answer") == "wrong_detail"
+    assert tasks.failure_kind(rec, ref[:40], "length", "no_code") == "truncated"
+    assert tasks.failure_kind(rec, "I cannot", "stop", "no_code") == "no_code"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The shipped base
+
+
+def test_shipped_base_matches_its_manifest_and_is_vllm_shaped():
+    base = shipped_base()
+    manifest = verify_base(base)
+    cfg = json.loads((base / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["head_dim"] == 64
+    assert cfg["torch_dtype" if "torch_dtype" in cfg else "dtype"] == "float16"
+    assert 1_000_000 < manifest["parameters"] < 10_000_000
+    assert sum((base / f).stat().st_size for f in manifest["model_files"]) < 12 << 20
+    assert manifest["dev_greedy_pass@1"] > 0.05  # it codes: a real share of dev problems fully right
+    for key in ("build_config", "seed", "split_hashes", "pretrain", "timings_s", "environment"):
+        assert key in manifest
+
+
+def test_shipped_tokenizer_keeps_the_prompt_a_token_prefix(sample_problems):
+    """Sampling feeds the generation prompt's tokens; training the prompt + response's. They must agree."""
+    from transformers import AutoTokenizer
+
+    from simplesd.prompts import problem_from_record, user_prompt
+
+    tok = AutoTokenizer.from_pretrained(shipped_base())
+    for r in sample_problems:
+        user = {"role": "user", "content": user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))}
+        for ref in r["testbed"]["references"]:
+            prompt = tok.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
+            full = tok.apply_chat_template([user, {"role": "assistant", "content": ref["response"]}], tokenize=False)
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            f_ids = tok(full, add_special_tokens=False)["input_ids"]
+            assert f_ids[:len(p_ids)] == p_ids
+            assert tok.decode(f_ids[len(p_ids):], skip_special_tokens=True).strip() == ref["response"]
+
+
+def test_damaged_base_is_refused(tmp_path):
+    import shutil
+
+    copy = tmp_path / "base"
+    shutil.copytree(shipped_base(), copy)
+    with open(copy / "model.safetensors", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\0" * 8)
+    r = ssd("demo", "--quick", "--base", copy, "--out", tmp_path / "d", "--no-progress")
+    assert r.returncode == 2 and "model.safetensors: checksum differs" in r.stderr
+
+
+def test_reduced_rebuild_is_the_same_pipeline_and_deterministic(tmp_path):
+    """`ssd testbed build --reduced`: the shipped base's pipeline at toy size. Two builds give identical files."""
+    for name in ("a", "b"):
+        ssd("testbed", "build", "--reduced", "--out", tmp_path / name, "--no-progress", check=True, timeout=900)
+    a, b = (read_build_manifest(tmp_path / n / "model") for n in "ab")
+    assert a["model_files"] == b["model_files"] and a["split_hashes"] == b["split_hashes"]
+    shipped = read_build_manifest(shipped_base())
+    assert set(a) == set(shipped) and set(a["build_config"]) == set(shipped["build_config"])
+    assert a["build_config"] == {**shipped["build_config"], **vars(BuildConfig.reduced())}
+    for stage in ("pretrain", "pretrain_2"):  # two rounds, each simplesd's own train stage
+        assert json.loads((tmp_path / "a" / stage / "manifest.json").read_text())["stage"] == "train"
+    assert len(a["pretrain"]["rounds"]) == 2 and a["pretrain"]["final_loss"] < a["pretrain"]["rounds"][0]["first_loss"]
+    shipped_tok = json.loads((shipped_base() / "tokenizer_config.json").read_text())
+    built_tok = json.loads((tmp_path / "a" / "model" / "tokenizer_config.json").read_text())
+    assert built_tok.get("chat_template") == shipped_tok.get("chat_template")
+    assert (tmp_path / "a" / "model" / "chat_template.jinja").read_text() == (shipped_base() / "chat_template.jinja").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ssd demo
+
+
+def _check_results(out, r):
+    res = json.loads((out / "results.json").read_text())
+    base_T0 = read_jsonl(out / "eval" / "base" / "T0" / "verdicts.jsonl")
+    assert res["base"]["by_temperature"]["0"]["pass@1"]["value"] == pytest.approx(
+        sum(v["verdict"] == "passed" for v in base_T0) / len(base_T0))
+    assert sum(res["greedy_failure_kinds"]["base"].values()) == len(base_T0)
+    assert res["greedy_failure_kinds"]["base"].get("passed", 0) == sum(v["verdict"] == "passed" for v in base_T0)
+    assert res["prior_only_pass@1"] == {"identity": 0.0, "constant": 0.0}
+    ss = res["self_samples"]
+    assert 0 < ss["samples"] and 0 <= ss["correct"] <= ss["samples"] and ss["kept"] <= ss["samples"]
+    d = res["best_vs_best"]["pass@1"]
+    assert d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    for stage in ("sample", "filter", "train", "evaluate_base", "evaluate_tuned"):
+        assert res["stage_seconds"][stage] >= 0
+    assert "best-vs-best pass@1" in r.stdout and "self-samples correct" in r.stdout
+    return res
+
+
+def test_ssd_demo_quick(tmp_path):
+    out = tmp_path / "demo"
+    r = ssd("demo", "--quick", "--out", out, "--no-progress", check=True, timeout=900)
+    res = _check_results(out, r)
+    assert res["quick"] and res["test_problems"] == 40 and res["self_samples"]["samples"] == 96
+    assert len(read_jsonl(out / "eval" / "tuned" / "T0" / "verdicts.jsonl")) == 40  # greedy: one sample per problem
+    assert len(read_jsonl(out / "eval" / "tuned" / "T0.9" / "verdicts.jsonl")) == 80
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["sample"]["temperature"] == 1.5 and run["config"]["sample"]["top_p"] == 0.8
+    fc = run["stages"]["filter"]["counts"]
+    alive = 96 - fc.get("dropped_empty", 0)
+    assert fc["kept"] == alive - alive // 10
+
+
+@pytest.mark.slow
+def test_ssd_demo_full_and_its_readme_command(tmp_path):
+    out = tmp_path / "demo"
+    r = ssd("demo", "--out", out, "--no-progress", check=True, timeout=1800)
+    res = _check_results(out, r)
+    assert res["test_problems"] == 200 and set(res["base"]["by_temperature"]) == {"0", "0.3", "0.6", "0.9", "1.2"}
+    assert "pass@5" in res["best_vs_best"]
