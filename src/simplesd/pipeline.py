@@ -1,4 +1,4 @@
-"""`ssd run`: sample -> filter -> train (-> evaluate, once the grader exists), one sub-directory per stage.
+"""`ssd run`: sample -> filter -> train (-> evaluate base and tuned when eval.benchmark is set), one sub-directory per stage.
 
 Each stage writes its own manifest and is skipped on rerun when its outputs are complete and its config and
 inputs are unchanged, so a rerun after a crash resumes where the run stopped.

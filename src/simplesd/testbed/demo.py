@@ -112,12 +112,12 @@ def self_sample_correctness(run_dir: Path, problems_path: Path, cfg: SSDConfig, 
     from ..sample import iter_samples
 
     problems = load_benchmark("livecodebench", str(problems_path))
-    samples = [(r["prompt_id"], r["output"]) for _, r in iter_samples(run_dir / "sample")]
+    records = [r for _, r in iter_samples(run_dir / "sample")]
+    samples = [(r["prompt_id"], r["output"]) for r in records]
     rows, _ = grade([p for p in problems if p.task_id in {t for t, _ in samples}], samples, cfg.eval, progress)
     kept = {(r["messages"][0]["content"], r["messages"][1]["content"])
             for _, r in read_jsonl(run_dir / "filter" / "train.jsonl")}
-    users = [r["prompt"] for _, r in iter_samples(run_dir / "sample")]
-    kept_correct = sum(row["verdict"] == "passed" and (u, out) in kept for u, (_, out), row in zip(users, samples, rows))
+    kept_correct = sum(row["verdict"] == "passed" and (r["prompt"], r["output"]) in kept for r, row in zip(records, rows))
     correct = sum(r["verdict"] == "passed" for r in rows)
     return {"samples": len(rows), "correct": correct, "share_correct": correct / len(rows),
             "kept": len(kept), "kept_correct": kept_correct, "share_kept_correct": kept_correct / max(len(kept), 1)}
