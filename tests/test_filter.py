@@ -20,9 +20,9 @@ def test_empty_and_shortest_ten_percent(tmp_path):
     lengths = [7, 3, 20, 1, 15, 2, 9, 11, 4, 18, 5, 6, 8, 10, 12, 13, 14, 16, 17, 19]
     outputs = [("", 1), ("  \n", 2)] + [(f"```python\nprint({n})\n```" if n % 2 else f"print({n})", n) for n in lengths]
     _write_samples(tmp_path / "s.jsonl", outputs)
-    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(), tmp_path / "f")
+    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.0), tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
-    assert stats["total"] == 22 and stats["kept"] == 18
+    assert stats["total"] == 22 and stats["kept"] == 18 and stats["held_out"] == 0
     assert stats["dropped"] == {"empty": 2, "no_code_block": 0, "duplicate": 0, "shortest": 2}
     assert stats["length_tokens"]["shortest_kept"] == 3  # lengths 1 and 2 dropped: floor(0.1 * 20) = 2
     assert sum(stats["length_tokens"]["all"]["counts"]) == 22
@@ -46,13 +46,13 @@ def test_code_block_and_dedup_options(tmp_path):
     rows = read_jsonl(tmp_path / "s.jsonl")
     rows[2]["prompt"] = rows[0]["prompt"]
     (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = FilterConfig(require_code_block=True, dedup=True, drop_shortest_fraction=0.0)
+    cfg = FilterConfig(require_code_block=True, dedup=True, drop_shortest_fraction=0.0, holdout_fraction=0.0)
     filter_samples(tmp_path / "s.jsonl", cfg, tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     assert stats["dropped"] == {"empty": 0, "no_code_block": 1, "duplicate": 1, "shortest": 0}
     assert [r["prompt_id"] for r in read_jsonl(tmp_path / "f" / "train.jsonl")] == ["p0", "p3"]
     # off by default, like the paper
-    filter_samples(tmp_path / "s.jsonl", FilterConfig(drop_shortest_fraction=0.0), tmp_path / "g")
+    filter_samples(tmp_path / "s.jsonl", FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0), tmp_path / "g")
     assert len(read_jsonl(tmp_path / "g" / "train.jsonl")) == 4
 
 
@@ -76,3 +76,23 @@ def test_bad_samples_name_file_line_field(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith(f"ssd: error: {p}:2: malformed JSON")
     r = ssd("filter", "--samples", p, "--out", tmp_path / "f", "sample.n=3")
     assert r.returncode == 2 and "not used by `ssd filter`" in r.stderr
+
+
+def test_heldout_prompts_are_untrained_and_stable(tmp_path):
+    outputs = [(f"print({n})" + " " * n, 10 + n) for n in range(40)]
+    _write_samples(tmp_path / "s.jsonl", outputs)
+    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.1), tmp_path / "f")
+    train = read_jsonl(tmp_path / "f" / "train.jsonl")
+    held = read_jsonl(tmp_path / "f" / "heldout.jsonl")
+    # 40 samples, 4 shortest dropped, ceil(0.1 x 36) = 4 prompts held out and not trained on
+    assert (m["counts"]["kept"], m["counts"]["held_out"], m["counts"]["train_rows"]) == (36, 4, 32)
+    assert len(train) == 32 and len(held) == 4
+    assert not {r["prompt_id"] for r in held} & {r["prompt_id"] for r in train}
+    # the same prompts are held out when the file order changes
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    (tmp_path / "r.jsonl").write_text("\n".join(lines[::-1]) + "\n")
+    filter_samples(tmp_path / "r.jsonl", FilterConfig(holdout_fraction=0.1), tmp_path / "g")
+    assert {r["prompt_id"] for r in read_jsonl(tmp_path / "g" / "heldout.jsonl")} == {r["prompt_id"] for r in held}
+    # never the whole training set
+    filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.99), tmp_path / "h")
+    assert len(read_jsonl(tmp_path / "h" / "train.jsonl")) == 1

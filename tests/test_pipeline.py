@@ -26,8 +26,10 @@ def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, p
     assert manifests["filter"]["counts"]["total"] == 24
     kept = manifests["filter"]["counts"]["kept"]
     assert kept == 24 - manifests["filter"]["counts"]["dropped_empty"] - manifests["filter"]["counts"]["dropped_shortest"]
-    assert manifests["train"]["counts"]["examples"] == kept
-    assert manifests["train"]["counts"]["optimizer_steps"] == -(-kept // 4)
+    held = manifests["filter"]["counts"]["held_out"]
+    assert held == 2  # ceil(0.02 x 12 prompts) = 1 prompt, its n = 2 samples: untrained, for `ssd analyze`
+    assert manifests["train"]["counts"]["examples"] == kept - held
+    assert manifests["train"]["counts"]["optimizer_steps"] == -(-(kept - held) // 4)
     # the filter stage's input is the sample stage's output, the train stage's input is the filter's output
     assert (out / "config.yaml").read_text().startswith("model:")
 
@@ -36,8 +38,19 @@ def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, p
     AutoModelForCausalLM.from_pretrained(out / "train" / "model")
 
     # rerun: every stage is complete for the same config and inputs, so nothing runs again
+    # the held-out sample was analysed and the run has its report (sections for what this run has)
+    an = json.loads((out / "analysis" / "summary.json").read_text())
+    assert an["texts"] == len(read_jsonl(out / "filter" / "heldout.jsonl")) == 2 and an["tokens"] > 0
+    page = (out / "report.html").read_text()
+    for section in ("Samples and filter", "Training", "Lock and fork positions", "Not evaluated"):
+        assert section in page
+    assert "<h2 id='evaluation'>" not in page and (out / "report.md").read_text().startswith("# SSD run report")
+    # `ssd analyze --run` resolves to the very same models, texts and settings: the finished analysis is reused
+    r = ssd("analyze", "--run", out, "--no-progress", check=True)
+    assert "skipping" in r.stderr and f"analyze: {an['tokens']} tokens of 2 texts" in r.stdout
+
     r = ssd(*_run_args(tiny_model, problems_file, out), check=True)
-    assert r.stderr.count("skipping") == 3
+    assert r.stderr.count("skipping") == 4  # sample, filter, train, analyze
     for stage, m in manifests.items():
         assert json.loads((out / stage / "manifest.json").read_text())["finished_at"] == m["finished_at"]
 

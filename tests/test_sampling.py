@@ -195,3 +195,17 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model, 
     got = records(out)
     assert len(got) == len({(p, i) for p, i, _, _ in got}) == 24  # no duplicates, none lost
     assert got == records(ref)  # and exactly what an uninterrupted run writes
+
+
+def test_fingerprint_counts_the_prompt_file_by_content_not_path(tmp_path, problems_file):
+    """A run directory copied elsewhere (the demo's ablation reuses the base's evaluation) stays done."""
+    from simplesd.sample import sample_inputs
+
+    copy = tmp_path / "elsewhere" / problems_file.name
+    copy.parent.mkdir()
+    copy.write_bytes(problems_file.read_bytes())
+    cfgs = [SSDConfig(), SSDConfig()]
+    cfgs[0].prompts.path, cfgs[1].prompts.path = str(problems_file), str(copy)
+    assert sample_inputs(cfgs[0])[1] == sample_inputs(cfgs[1])[1]
+    copy.write_text(problems_file.read_text() + "\n" + json.dumps({"question_id": "extra", "question": "x"}) + "\n")
+    assert sample_inputs(cfgs[0])[1] != sample_inputs(cfgs[1])[1]

@@ -183,6 +183,19 @@ def _check_results(out, r):
     for stage in ("sample", "filter", "train", "evaluate_base", "evaluate_tuned"):
         assert res["stage_seconds"][stage] >= 0
     assert "best-vs-best pass@1" in r.stdout and "self-samples correct" in r.stdout
+    # the analyses: held-out self-samples, and the references whose ground-truth spans score the lock/fork rule
+    held = json.loads((out / "filter" / "stats.json").read_text())["held_out"]
+    assert json.loads((out / "analysis" / "summary.json").read_text())["texts"] == held > 0
+    refs = json.loads((out / "analysis-references" / "summary.json").read_text())
+    assert refs["texts"] == 64 and res["rule_vs_ground_truth"] == refs["agreement"]
+    assert refs["agreement"]["by_rule"][3]["rule"] == "top1 < 0.8" and refs["agreement"]["by_rule"][3]["cohen_kappa"] > 0.6
+    assert set(res["analysis"]) == {"analysis", "analysis-references"} and "lock tail mass" in r.stdout
+    page = (out / "report.html").read_text()
+    for section in ("Evaluation", "Testbed diagnostics", "Lock and fork positions", "Samples and filter", "Training"):
+        assert f">{section}</h2>" in page
+    # self-contained: 4 run plots + 3 per analysis, every source inlined, no script or stylesheet to fetch
+    assert re.findall(r"<img src='(.{11})", page) == ["data:image/"] * 10
+    assert "<script" not in page and "<link" not in page
     return res
 
 

@@ -18,9 +18,10 @@ _SECTIONS = {
     "sample": ("model", "prompts", "sample"),
     "filter": ("filter",),
     "train": ("model", "train"),
-    "run": ("model", "prompts", "sample", "filter", "train", "eval", "output_dir"),
+    "run": ("model", "prompts", "sample", "filter", "train", "eval", "analyze", "output_dir"),
     "check": ("eval",),
     "evaluate": ("model", "sample", "eval"),
+    "analyze": ("model", "sample", "analyze"),
 }
 
 
@@ -103,12 +104,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="eval.top_k")
     p.add_argument("--out", required=True, help="output directory")
 
+    p = _parser_for(sub, "analyze", "teacher-force base and tuned: lock/fork token statistics",
+                    "Teacher-forces both models on the same (prompt, response) texts and writes, per response "
+                    "token, entropy, top-1, rank, tail mass outside the sampling support (sample.* settings), "
+                    "support size and KL(tuned||base) split into tail-mass and within-support parts; classifies "
+                    "positions as lock or fork (analyze.lock_threshold) and, when texts carry ground-truth spans, "
+                    "scores the rule against them. Writes OUT/tokens.parquet, OUT/summary.json, OUT/plots/*.png. "
+                    "With --run RUN_DIR every path defaults to that run's (its base, train/model, "
+                    "filter/heldout.jsonl, analysis/).")
+    p.add_argument("--run", metavar="RUN_DIR", help="take base, tuned, texts and out from an `ssd run` directory")
+    p.add_argument("--base", help="base model (hub id or directory)")
+    p.add_argument("--tuned", help="fine-tuned model directory")
+    p.add_argument("--texts", help="JSONL: {messages: [user, assistant]} (train.jsonl, heldout.jsonl) or sample "
+                   "records {prompt, output}; optional spans [[start, end, lock|fork], ...]")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--csv", action="store_true", help="also write tokens.csv")
+
+    p = sub.add_parser("report", help="one self-contained HTML report (and Markdown) of a run directory",
+                       description="Writes RUN_DIR/report.html (images embedded, no network needed) and "
+                       "RUN_DIR/report.md from what `ssd run` / `ssd demo` wrote: config and manifests, sample and "
+                       "filter statistics, training curves, pass@k per T_eval for base vs SSD with CIs and per "
+                       "difficulty, and the lock/fork analysis. `ssd run` and `ssd demo` write it at the end.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="an `ssd run` or `ssd demo` output directory")
+
     p = sub.add_parser("demo", help="SSD end to end on the shipped testbed model, offline",
                        description="Runs `ssd run` on the shipped tiny code model and its task family: evaluates "
                        "the base over a T_eval sweep, self-distils it with the paper's sampling settings, evaluates "
                        "the SSD model over the same sweep, and writes OUT/results.json (pass@1/pass@5 per T_eval, "
                        "best-vs-best difference with a 95 %% bootstrap CI, self-sample correctness, greedy failure "
-                       "kinds, stage times). About 5 minutes on 2 cores.")
+                       "kinds, stage times, lock/fork analyses) and OUT/report.html. About 8 minutes on 2 cores.")
     p.add_argument("--out", default="runs/demo", help="run directory [default: runs/demo]")
     p.add_argument("--quick", action="store_true", help="a fraction of the prompts, problems and temperatures "
                    "(a couple of minutes; what CI runs)")
@@ -186,7 +210,15 @@ def _dispatch(args) -> int:
         if args.install:
             print(f"installed -> {install(args.out)}")
         return 0 if built else 1
+    if args.command == "report":
+        from .report import write_report
+
+        html, md = write_report(args.run_dir)
+        print(f"report: {html} (and {md})")
+        return 0
     _check_sections(args, args.command)
+    if args.command == "analyze":
+        return _analyze(args, progress)
     if args.command == "sample":
         from .sample import sample
 
@@ -236,6 +268,31 @@ def _dispatch(args) -> int:
 
         cfg = _config(args, [f"output_dir={args.out}"] if args.out else [])
         run(cfg, progress=progress)
+    return 0
+
+
+def _analyze(args, progress: bool) -> int:
+    from pathlib import Path
+
+    from .analyze import analyze
+    from .io import read_json
+
+    cfg = _config(args)
+    base, tuned, texts, out = args.base, args.tuned, args.texts, args.out
+    if args.run:
+        run = Path(args.run)
+        # the run's own model and sampling settings, then this command's --config and overrides
+        cfg = load_config(args.config, args.overrides, base=load_config(run / "config.yaml"))
+        base = base or cfg.model.name_or_path
+        tuned = tuned or str(run / "train" / "model")
+        texts = texts or str(run / "filter" / "heldout.jsonl")
+        out = out or str(run / "analysis")
+    for flag, value in (("--base", base), ("--tuned", tuned), ("--texts", texts), ("--out", out)):
+        if not value:
+            raise InputError(f"ssd analyze: {flag} is required (or give --run RUN_DIR)")
+    m = analyze(cfg, base, tuned, texts, out, progress=progress, csv=args.csv)
+    print(f"analyze: {m['counts']['tokens']} tokens of {m['counts']['texts']} texts -> {out}")
+    print("  " + read_json(Path(out) / "summary.json")["findings"]["statement"])
     return 0
 
 

@@ -67,6 +67,7 @@ class FilterConfig:
     drop_shortest_fraction: float = _f(0.1, "Drop this fraction of the remaining samples, shortest (in output tokens) first.")
     require_code_block: bool = _f(False, "Drop samples without a fenced code block (off in the paper).")
     dedup: bool = _f(False, "Drop exact duplicate (prompt, output) pairs, keeping the first.")
+    holdout_fraction: float = _f(0.02, "Not in the paper: set aside this fraction of the kept prompts (at least one, seeded by prompt id) in heldout.jsonl, untrained, for `ssd analyze`. 0 = train on every kept sample.")
 
 
 @dataclass
@@ -123,6 +124,15 @@ class EvalConfig:
 
 
 @dataclass
+class AnalyzeConfig:
+    max_texts: int = _f(64, "Texts teacher-forced (the first N of the texts file).")
+    batch_tokens: int = _f(4096, "Padded tokens per forward pass; bounds memory (two models' logits are batch_tokens x vocab).")
+    lock_threshold: float = _f(0.8, "A response position is a lock when the base model's top-1 probability (T=1) is at least this (its nucleus at top-p = this value holds one token), else a fork.")
+    examples: int = _f(3, "Texts drawn as token strips in tokens.png.")
+    device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
+
+
+@dataclass
 class SSDConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The frozen base model."})
     prompts: PromptsConfig = field(default_factory=PromptsConfig, metadata={"help": "Problems to sample on."})
@@ -130,6 +140,7 @@ class SSDConfig:
     filter: FilterConfig = field(default_factory=FilterConfig, metadata={"help": "Step 2: filtering."})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Step 3: fine-tuning."})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Step 4: evaluation."})
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig, metadata={"help": "Token analysis of base vs tuned (lock/fork)."})
     output_dir: str = _f("runs/ssd", "Run directory (one sub-directory per stage).")
 
 
@@ -275,6 +286,15 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("sample.shard_size", "must be >= 1")
     if not 0 <= fl.drop_shortest_fraction < 1:
         bad("filter.drop_shortest_fraction", "must be in [0, 1)")
+    if not 0 <= fl.holdout_fraction < 1:
+        bad("filter.holdout_fraction", "must be in [0, 1)")
+    a = cfg.analyze
+    if a.max_texts < 1:
+        bad("analyze.max_texts", "must be >= 1")
+    if a.batch_tokens < 1:
+        bad("analyze.batch_tokens", "must be >= 1")
+    if not 0 < a.lock_threshold <= 1:
+        bad("analyze.lock_threshold", "must be in (0, 1]")
     if t.learning_rate <= 0:
         bad("train.learning_rate", "must be > 0")
     if t.effective_batch_size < 1 or t.per_device_batch_size < 1:

@@ -214,3 +214,8 @@ def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dic
     tb, base = best(base_dir)
     tt, tuned = best(tuned_dir)
     return {"base_T": tb, "tuned_T": tt, **paired_difference(base, tuned, k)}
+
+
+def eval_seconds(eval_dir: str | Path) -> float:
+    """Wall time of an `evaluate` directory: every temperature's sampling and grading manifests."""
+    return sum(json.loads(m.read_text())["timings_s"]["total"] for m in Path(eval_dir).glob("T*/**/manifest.json"))

@@ -5,10 +5,15 @@ duplicate (prompt, output) pairs; then drop the shortest `drop_shortest_fraction
 tokens, ties broken by input order, floor(fraction x count) samples). Writes `train.jsonl` with one
 `{"messages": [user, assistant]}` per kept sample (the user turn is the sampler's prompt, byte for byte),
 `stats.json` (kept / dropped by reason, length histograms) and `manifest.json`.
+
+Not in the paper: `holdout_fraction` of the kept prompts (chosen by a hash of the prompt id, so the same
+prompts whatever the file order) go to `heldout.jsonl` instead of `train.jsonl`: the run's own samples that
+neither model trained on, which `ssd analyze` teacher-forces by default.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -72,6 +77,15 @@ def select(records: list[dict], cfg: FilterConfig) -> tuple[list[int], dict[int,
     return [i for i in alive if i not in dropped], dropped
 
 
+def heldout_prompts(prompt_ids: list[str], fraction: float) -> set[str]:
+    """ceil(fraction x prompts) prompt ids, at least one when fraction > 0 and never all of them, ranked by a
+    hash of the id (stable under reordering and resumes)."""
+    unique = sorted(set(prompt_ids), key=lambda p: (hashlib.sha256(p.encode()).hexdigest(), p))
+    if fraction <= 0 or len(unique) < 2:
+        return set()
+    return set(unique[: min(math.ceil(fraction * len(unique)), len(unique) - 1)])
+
+
 def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     samples = Path(samples)
@@ -93,13 +107,16 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
     if not kept:
         raise InputError(f"{samples}: every sample was filtered out ({len(dropped)} dropped); nothing to train on")
 
-    rows = (
-        {"messages": [{"role": "user", "content": records[i]["prompt"]},
-                      {"role": "assistant", "content": records[i]["output"]}],
-         "prompt_id": records[i]["prompt_id"], "sample_index": records[i].get("sample_index", 0)}
-        for i in kept
-    )
-    atomic_write_jsonl(out_dir / "train.jsonl", rows)
+    held = heldout_prompts([records[i]["prompt_id"] for i in kept], cfg.holdout_fraction)
+
+    def rows(indices):
+        return ({"messages": [{"role": "user", "content": records[i]["prompt"]},
+                              {"role": "assistant", "content": records[i]["output"]}],
+                 "prompt_id": records[i]["prompt_id"], "sample_index": records[i].get("sample_index", 0)}
+                for i in indices)
+
+    atomic_write_jsonl(out_dir / "heldout.jsonl", rows(i for i in kept if records[i]["prompt_id"] in held))
+    atomic_write_jsonl(out_dir / "train.jsonl", rows(i for i in kept if records[i]["prompt_id"] not in held))
 
     reasons = ["empty", "no_code_block", "duplicate", "shortest"]
     lengths = [r["completion_tokens"] for r in records]
@@ -110,6 +127,8 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
         "dropped": {reason: sum(1 for v in dropped.values() if v == reason) for reason in reasons},
         "finish_reason": {fr: sum(1 for r in records if r.get("finish_reason") == fr) for fr in ("stop", "length")},
         "kept_prompts": len({records[i]["prompt_id"] for i in kept}),
+        "held_out": sum(records[i]["prompt_id"] in held for i in kept),
+        "held_out_prompts": len(held),
         "length_tokens": {
             "all": all_hist,
             "kept": histogram([lengths[i] for i in kept], edges=all_hist["edges"]),
@@ -121,7 +140,9 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
     write_json(out_dir / "stats.json", stats)
     return write_manifest(
         out_dir, stage="filter", fp=fp, config=to_dict(cfg), inputs=inputs,
-        outputs=["train.jsonl", "stats.json"],
-        counts={"total": stats["total"], "kept": stats["kept"], **{f"dropped_{k}": v for k, v in stats["dropped"].items()}},
+        outputs=["train.jsonl", "heldout.jsonl", "stats.json"],
+        counts={"total": stats["total"], "kept": stats["kept"], "held_out": stats["held_out"],
+                "train_rows": stats["kept"] - stats["held_out"],
+                **{f"dropped_{k}": v for k, v in stats["dropped"].items()}},
         timings={"total": time.time() - t0},
     )

@@ -62,9 +62,14 @@ def require_field(path: str | Path, lineno: int, record: dict, field: str, types
     return value
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_open(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the committed file gets the usual permissions
     return os.fdopen(fd, "w", encoding="utf-8"), Path(tmp)
 
 

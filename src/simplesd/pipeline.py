@@ -1,4 +1,5 @@
-"""`ssd run`: sample -> filter -> train (-> evaluate base and tuned when eval.benchmark is set), one sub-directory per stage.
+"""`ssd run`: sample -> filter -> train (-> evaluate base and tuned when eval.benchmark is set) -> analyze ->
+report, one sub-directory per stage.
 
 Each stage writes its own manifest and is skipped on rerun when its outputs are complete and its config and
 inputs are unchanged, so a rerun after a crash resumes where the run stopped.
@@ -24,7 +25,8 @@ EVAL_MISSING = (
 )
 
 
-def run(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
+def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True) -> dict:
+    """`report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`)."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", to_yaml(cfg))
@@ -56,6 +58,15 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
              f"{d['problems']} problems)")
     else:
         echo(EVAL_MISSING.format(model=tuned))
+    if stages["filter"]["counts"].get("held_out"):
+        from .analyze import analyze
+
+        echo(f"analyze: base vs tuned on {stages['filter']['counts']['held_out']} held-out samples -> {out / 'analysis'}")
+        stages["analyze"] = analyze(cfg, cfg.model.name_or_path, str(tuned), out / "filter" / "heldout.jsonl",
+                                    out / "analysis", progress=progress)
+        echo(f"analyze: {_statement(out / 'analysis')}")
+    else:
+        echo("analyze: skipped (filter.holdout_fraction is 0, so no sample is held out of training)")
 
     summary = {
         "output_dir": str(out),
@@ -70,4 +81,14 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "run.json", summary)
+    if report:
+        from .report import write_report
+
+        echo(f"report: {write_report(out)[0]}")
     return summary
+
+
+def _statement(analysis_dir: Path) -> str:
+    import json
+
+    return json.loads((analysis_dir / "summary.json").read_text())["findings"]["statement"]

@@ -125,7 +125,9 @@ def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
     }
     if cfg.model.chat_template:
         inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
-    stage_cfg = {"model": to_dict(cfg.model), "prompts": to_dict(cfg.prompts), "sample": to_dict(cfg.sample)}
+    # the prompt file counts by content (above), not by where it lies: a copied run directory stays done
+    prompts = {k: v for k, v in to_dict(cfg.prompts).items() if k != "path"}
+    stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": to_dict(cfg.sample)}
     return inputs, fingerprint("sample", stage_cfg, inputs)
 
 

@@ -7,6 +7,8 @@
 3. Testbed-only diagnostics: the share of correct self-samples, greedy failure kinds (loops, skips,
    truncation), what a prior alone scores (identity and constant programs), combinations unseen in
    pretraining, wall time of every stage.
+4. Why: `ssd analyze` on the held-out self-samples (as `ssd run` does for any model) and on the evaluation
+   split's reference solutions, whose ground-truth lock/fork spans score the lock/fork rule; then `ssd report`.
 
 Every knob below was chosen on the dev split (see docs/testbed.md); the demo reports the test split.
 """
@@ -90,6 +92,7 @@ def demo_config(output_dir: str | Path, base: str | Path, data: dict[str, Path],
     e = cfg.eval
     e.benchmark, e.problems, e.start_month, e.end_month = "livecodebench", str(data["test"]), None, None
     e.temperatures, e.n, e.max_new_tokens = list(DEMO_T_EVAL), DEMO_N, DEMO_MAX_NEW_TOKENS
+    cfg.filter.holdout_fraction = 0.05  # 36 of 720 kept samples held out for `ssd analyze`
     if quick:  # CI's end-to-end check: same stages, a fraction of the work
         cfg.prompts.max_prompts = 96
         t.epochs = 1.0
@@ -170,16 +173,33 @@ def _eval_table(eval_dir: Path) -> dict:
     return {"by_temperature": table, "best_temperature": res["best_temperature"]}
 
 
+def reference_texts(problems_path: Path, out_path: Path) -> Path:
+    """Every reference solution of the evaluation split as an analysis text with its ground-truth lock/fork
+    spans (the prompt is the one sampling renders)."""
+    from ..prompts import problem_from_record, user_prompt
+
+    rows = []
+    for i, (_, rec) in enumerate(read_jsonl(problems_path)):
+        user = user_prompt(problem_from_record(rec, "livecodebench", f"{problems_path}:{i + 1}", i))
+        for ref in rec["testbed"]["references"]:
+            rows.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": ref["response"]}],
+                         "spans": ref["spans"], "prompt_id": f"{rec['question_id']}/{ref['style']}"})
+    atomic_write_jsonl(out_path, rows)
+    return out_path
+
+
 def _stage_times(run_dir: Path) -> dict:
     out = {}
     for stage in ("sample", "filter", "train"):
         m = json.loads((run_dir / stage / "manifest.json").read_text())
         out[stage] = round(m["timings_s"]["total"], 1)
+    from ..evaluate import eval_seconds
+
     for name in ("base", "tuned"):
-        total = 0.0
-        for m in (run_dir / "eval" / name).glob("T*/**/manifest.json"):
-            total += json.loads(m.read_text())["timings_s"]["total"]
-        out[f"evaluate_{name}"] = round(total, 1)
+        out[f"evaluate_{name}"] = round(eval_seconds(run_dir / "eval" / name), 1)
+    for name in ("analysis", "analysis-references"):
+        if (run_dir / name / "manifest.json").is_file():
+            out[name] = round(json.loads((run_dir / name / "manifest.json").read_text())["timings_s"]["total"], 1)
     return out
 
 
@@ -210,8 +230,10 @@ def diagnostics(run_dir: Path, data: dict[str, Path], cfg: SSDConfig, progress: 
 def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = False, base: str | None = None,
          split: str = "test", overrides: list[str] = (), progress: bool = True, echo=print) -> dict:
     """`split="dev"` and `overrides` (config `key=value`s) are how the demo's knobs were chosen: on dev."""
+    from ..analyze import analyze
     from ..config import load_config
     from ..pipeline import run
+    from ..report import write_report
 
     t0 = time.time()
     out = Path(output_dir)
@@ -228,7 +250,12 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
         atomic_write_jsonl(quick_test, [r for _, r in list(read_jsonl(data["test"]))[:40]])
         data = {**data, "test": quick_test}
     cfg = load_config(None, list(overrides), base=demo_config(out, base_dir, data, quick=quick))
-    run(copy.deepcopy(cfg), progress=progress, echo=echo)
+    run(copy.deepcopy(cfg), progress=progress, echo=echo, report=False)
+    echo(f"analyze: base vs SSD on the {split} split's reference solutions (ground-truth spans) -> "
+         f"{out / 'analysis-references'}")
+    analyze(cfg, str(base_dir), str(out / "train" / "model"),
+                       reference_texts(data["test"], out / "data" / "references.jsonl"), out / "analysis-references",
+                       progress=progress)
     results = {"base_model": str(base_dir), "build": {k: manifest[k] for k in ("parameters", "pretrain", "dev_greedy_pass@1")},
                "quick": quick, "eval_split": split, "overrides": list(overrides), "config": str(out / "config.yaml"), "test_problems": sum(1 for _ in read_jsonl(data["test"])),
                **diagnostics(out, data, cfg, progress)}
@@ -240,10 +267,14 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
         echo("ablation: T_train 2.0, no truncation (top-k off, top-p 1.0)")
         run(copy.deepcopy(acfg), progress=progress, echo=echo)
         results["ablation"] = diagnostics(abl_dir, data, acfg, progress)
+    results["analysis"] = {name: json.loads((out / name / "summary.json").read_text())["findings"]
+                           for name in ("analysis", "analysis-references") if (out / name / "summary.json").is_file()}
+    results["rule_vs_ground_truth"] = json.loads((out / "analysis-references" / "summary.json").read_text())["agreement"]
     results["wall_s"] = round(time.time() - t0, 1)
     write_json(out / "results.json", results)
     for line in render(results):
         echo(line)
+    echo(f"report: {write_report(out)[0]}")
     return results
 
 
@@ -278,6 +309,14 @@ def render(r: dict) -> list[str]:
                  f"(seen {_fmt(u['ssd']['seen']['pass@1'])})")
     lines.append("stage seconds: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items())
                  + f"; total {r['wall_s']} s")
+    for name, f in r.get("analysis", {}).items():
+        lines.append(f"{name} (rule classes): {f['statement']}")
+    g = r.get("rule_vs_ground_truth")
+    if g:
+        row = next(x for x in g["by_rule"] if x["rule"] == g["best_kappa"])
+        lines.append(f"lock/fork rule vs ground truth ({g['positions']} positions): best rule '{row['rule']}', "
+                     f"fork recall {row['fork_recall']:.2f}, lock recall {row['lock_recall']:.2f}, "
+                     f"kappa {row['cohen_kappa']:.2f}")
     if "ablation" in r:
         a = r["ablation"]["best_vs_best"]["pass@1"]
         lines.append(f"ablation (T_train 2.0, no truncation): best-vs-best pass@1 {a['difference']:+.3f} "
