@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from conftest import read_jsonl, ssd
 
 

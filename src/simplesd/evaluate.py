@@ -144,9 +144,19 @@ def _selected_problems(cfg: SSDConfig, out_dir: Path):
     return problems
 
 
+def _longest_prompt(cfg: SSDConfig) -> int:
+    """Tokens of the longest chat-formatted prompt in cfg.prompts (vLLM reserves context for it)."""
+    from .models import load_tokenizer
+    from .prompts import chat_text, load_problems, user_prompt
+
+    tok = load_tokenizer(cfg.model)
+    texts = [chat_text(tok, user_prompt(p)) for p in load_problems(cfg.prompts.path, cfg.prompts.format)]
+    return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
+
+
 def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True) -> dict:
     """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature."""
-    from .sample import iter_samples, sample, sample_inputs
+    from .sample import iter_samples, load_engine, release, sample, sample_inputs
 
     out_dir = Path(out_dir)
     e = cfg.eval
@@ -166,10 +176,8 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         s.temperature, s.top_k, s.top_p, s.min_p = t, e.top_k, e.top_p, e.min_p
         s.n = 1 if t == 0 else e.n  # greedy draws the same sequence every time
         s.max_new_tokens, s.seed = e.max_new_tokens, e.seed
-        if loaded is None and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
-            from .models import load_model, load_tokenizer, resolve_device
-
-            loaded = (load_model(scfg.model, resolve_device(scfg.sample.device)), load_tokenizer(scfg.model))
+        if loaded is None and s.data_parallel_size == 1 and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
+            loaded = load_engine(scfg, _longest_prompt(scfg) if s.backend == "vllm" else 0)
         sample(scfg, tdir / "samples", progress=progress, loaded=loaded)
         inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
         fp = fingerprint("grade", to_dict(e), inputs)
@@ -191,6 +199,8 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
                        outputs=["verdicts.jsonl", "summary.json"], counts=summary["verdicts"],
                        timings={"total": time.time() - t0})
         results[f"{t:g}"] = summary
+    if loaded is not None:
+        release(loaded)
     table = {t: {k: v["value"] for k, v in s["overall"].items()} for t, s in results.items()}
     best = max(results, key=lambda t: results[t]["overall"]["pass@1"]["value"])
     report = {"model": model, "benchmark": e.benchmark, "by_temperature": table, "best_temperature": best,

@@ -55,18 +55,27 @@ def load_model(cfg: ModelConfig, device: str):
     dtype = resolve_dtype(cfg.dtype, device)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            cfg.name_or_path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, dtype=dtype
+            cfg.name_or_path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, dtype=dtype,
+            **({"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}),
         )
     except OSError as e:
         raise InputError(f"{cfg.name_or_path}: cannot load model ({str(e).splitlines()[0]})") from None
     return model.to(device).eval()
 
 
-def stop_token_ids(model, tokenizer) -> list[int]:
+def stop_token_ids(model_or_generation_config, tokenizer) -> list[int]:
     """Every token that ends a turn: the generation config's eos ids (chat models list their end-of-turn
     token there) plus the tokenizer's eos."""
-    ids = model.generation_config.eos_token_id
+    gen = getattr(model_or_generation_config, "generation_config", model_or_generation_config)
+    ids = gen.eos_token_id
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+def peak_gpu_memory_gb() -> float | None:
+    """Peak memory torch allocated on the current GPU in this process (GiB), for the manifests."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None

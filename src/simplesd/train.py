@@ -63,10 +63,11 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     from datasets import Dataset
     from trl import SFTConfig
 
-    from .models import load_tokenizer, resolve_dtype
+    from .models import load_tokenizer
 
     t = cfg.train
     rows = read_train_rows(train_file)
+    _check_optional_kernels(t)
     tokenizer = load_tokenizer(cfg.model)
     bf16, fp16 = _precision(t.precision)
     out_dir = Path(out_dir)
@@ -84,7 +85,9 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         packing=t.packing,
         bf16=bf16,
         fp16=fp16,
-        use_cpu=not torch.cuda.is_available(),  # also lets torchrun/accelerate run several CPU processes (gloo)
+        # also lets torchrun/accelerate run several CPU processes (gloo); an FSDP or DeepSpeed launch keeps its
+        # engine (on a CPU too, where the library allows it)
+        use_cpu=not torch.cuda.is_available() and not _sharded_launch(),
         dataloader_pin_memory=torch.cuda.is_available(),
         gradient_checkpointing=t.gradient_checkpointing,
         save_strategy="steps",
@@ -97,10 +100,8 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         disable_tqdm=not progress,
         # model.dtype decides the weights' dtype (auto: bf16 on GPUs that have it, else float32), so a float16
         # checkpoint is not trained in float16 on a CPU
-        model_init_kwargs={"dtype": str(resolve_dtype(cfg.model.dtype, "cuda" if torch.cuda.is_available() else "cpu"))
-                           .removeprefix("torch."),
-                           "trust_remote_code": cfg.model.trust_remote_code,
-                           "revision": cfg.model.revision},
+        model_init_kwargs=_model_init_kwargs(cfg),
+        use_liger_kernel=t.use_liger_kernel,
     )
     # accumulate to the effective batch over all processes (args.world_size asks accelerate how many there are)
     per_step = t.per_device_batch_size * args.world_size
@@ -132,6 +133,65 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         if isinstance(cb, TensorBoardCallback):
             cb.logging_dir = str(out_dir / "tensorboard")
     return trainer, tokenizer, accum
+
+
+def weights_dtype(cfg: SSDConfig, for_merge: bool = False):
+    """train.weights_dtype resolved: float32 master weights for full fine-tuning, model.dtype (auto: bf16 on GPUs
+    that have it, else float32, so a float16 checkpoint is not trained in float16 on a CPU) for a frozen LoRA
+    base and for merging into it."""
+    import torch
+
+    from .models import resolve_dtype
+
+    t = cfg.train
+    if t.weights_dtype != "auto":
+        return getattr(torch, t.weights_dtype)
+    if t.lora.enabled or for_merge:
+        return resolve_dtype(cfg.model.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    return torch.float32
+
+
+def _model_init_kwargs(cfg: SSDConfig, for_merge: bool = False) -> dict:
+    """How SFTTrainer loads the model: the weights' dtype, the attention kernel, and QLoRA's 4-bit base."""
+    dtype = weights_dtype(cfg, for_merge)
+    kwargs = {"dtype": str(dtype).removeprefix("torch."), "trust_remote_code": cfg.model.trust_remote_code,
+              "revision": cfg.model.revision}
+    if cfg.model.attn_implementation:
+        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    if cfg.train.lora.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_storage=dtype)
+    return kwargs
+
+
+def _check_optional_kernels(t) -> None:
+    import importlib.util
+
+    if t.lora.load_in_4bit and importlib.util.find_spec("bitsandbytes") is None:
+        raise InputError("config key 'train.lora.load_in_4bit': QLoRA needs bitsandbytes (pip install bitsandbytes)")
+    if t.use_liger_kernel and importlib.util.find_spec("liger_kernel") is None:
+        raise InputError("config key 'train.use_liger_kernel': needs Liger (pip install liger-kernel; CUDA GPUs with Triton)")
+
+
+def merge_adapter(cfg: SSDConfig, adapter_dir: str | Path, out_dir: str | Path) -> None:
+    """Reloads the base unquantized (model.dtype, on the CPU) and merges the trained LoRA adapter into it: works
+    the same after plain LoRA, QLoRA (whose training base was 4-bit) and FSDP/ZeRO-3 (whose live weights are
+    sharded)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {k: v for k, v in _model_init_kwargs(cfg, for_merge=True).items()
+              if k not in ("quantization_config", "attn_implementation")}
+    base = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path, **kwargs)
+    PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().save_pretrained(out_dir)
+
+
+def _sharded_launch() -> bool:
+    """True under `accelerate launch` with an FSDP or DeepSpeed config (accelerate says so in the environment)."""
+    return any(os.environ.get(k, "").lower() in ("1", "true") for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
 def _trainer_class():
@@ -168,6 +228,8 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
     writes files and gets it, the others get None."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    from .models import peak_gpu_memory_gb
+
     out_dir = Path(out_dir)
     train_file = Path(train_file)
     if not train_file.is_file():
@@ -202,8 +264,9 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         shutil.rmtree(tmp, ignore_errors=True)
     if cfg.train.lora.enabled:
         trainer.save_model(str(out_dir / "adapter"))
+        trainer.accelerator.wait_for_everyone()
         if cfg.train.lora.merge and main:
-            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(tmp)
+            merge_adapter(cfg, out_dir / "adapter", tmp)
         elif main:
             shutil.copytree(out_dir / "adapter", tmp)
     else:
@@ -237,5 +300,9 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         timings={"setup": t_train - t0, "train": t_trained - t_train, "save": time.time() - t_trained,
                  "total": time.time() - t0},
         seeds={"train.seed": cfg.train.seed},
-        extra={"resumed_from": last, "precision": cfg.train.precision},
+        extra={"resumed_from": last, "precision": cfg.train.precision,
+               "weights_dtype": str(weights_dtype(cfg)).removeprefix("torch."),
+               "distributed": str(trainer.accelerator.distributed_type).removeprefix("DistributedType."),
+               "fsdp": bool(trainer.is_fsdp_enabled), "deepspeed": bool(trainer.is_deepspeed_enabled),
+               "peak_gpu_memory_gb": peak_gpu_memory_gb()},
     )

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from conftest import ssd
+from simplesd.config import SSDConfig
+from simplesd.estimate import KNOWN, estimate, shape_of
+
+
+@pytest.mark.parametrize("name, total, active", [
+    ("Qwen/Qwen3-4B-Instruct-2507", 4.02e9, 4.02e9),     # model card: 4.0 B
+    ("meta-llama/Llama-3.1-8B-Instruct", 8.03e9, 8.03e9),  # 8.03 B
+    ("Qwen/Qwen3-30B-A3B-Instruct-2507", 30.53e9, 3.35e9),  # 30.5 B total, 3.3 B activated
+])
+def test_parameter_counts_match_the_published_ones(name, total, active):
+    sh = KNOWN[name]
+    assert sh.params() == pytest.approx(total, rel=0.005)
+    assert sh.params(active=True) == pytest.approx(active, rel=0.01)
+
+
+def test_shape_read_from_a_config_counts_the_real_model_exactly(tiny_model):
+    """For a model not in the table, the shape comes from its config.json; the count equals the weights'."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    real = sum(p.numel() for p in model.parameters())
+    sh = shape_of(str(tiny_model))
+    # Llama has no q/k norms: the formula's 2 x head_dim per layer is the only allowed difference
+    assert sh.params() - real == sh.layers * 2 * sh.head_dim
+    assert sh.kv_bytes_per_token() == 2 * sh.layers * sh.kv_heads * sh.head_dim * 2
+
+
+def test_memory_follows_the_documented_formula():
+    cfg = SSDConfig()
+    cfg.model.name_or_path = "Qwen/Qwen3-4B-Instruct-2507"
+    cfg.train.max_seq_length = 16384
+    sh = KNOWN[cfg.model.name_or_path]
+    full = estimate(cfg, 10000, 4000, gpus=8)
+    tr = full["training"]
+    assert tr["parts_gb"]["weights_grads_optimizer"] == pytest.approx(16 * sh.params() / 8 / 1e9, abs=0.05)
+    assert tr["parts_gb"]["logits"] == pytest.approx(10 * 16384 * sh.vocab / 1e9, abs=0.05)
+    assert tr["parts_gb"]["activations"] == pytest.approx(sh.layers * 34 * 16384 * sh.hidden / 1e9, abs=0.05)
+    cfg.train.gradient_checkpointing = cfg.train.use_liger_kernel = True
+    lean = estimate(cfg, 10000, 4000, gpus=8)["training"]
+    assert lean["parts_gb"]["logits"] == 0 and lean["memory_gb_per_gpu"] < tr["memory_gb_per_gpu"]
+    assert lean["hours"] == pytest.approx(tr["hours"] * 4 / 3, rel=0.01)  # one more forward pass
+    cfg.train.lora.enabled = cfg.train.lora.load_in_4bit = True
+    q = estimate(cfg, 10000, 4000, gpus=8)["training"]
+    assert q["parts_gb"]["weights_grads_optimizer"] == pytest.approx(0.56 * sh.params() / 1e9, abs=0.05)
+    # more samples, more time, linearly; a bigger GPU count, less
+    assert estimate(cfg, 20000, 4000, gpus=8)["sampling"]["hours"] == pytest.approx(2 * full["sampling"]["hours"], rel=0.01)
+    assert estimate(cfg, 10000, 4000, gpus=16)["sampling"]["hours"] < full["sampling"]["hours"]
+
+
+def test_ssd_estimate_prints_and_refuses_what_does_not_fit(tmp_path):
+    r = ssd("estimate", "--model", "Qwen/Qwen3-30B-A3B-Instruct-2507", "--prompts-count", "10000",
+            "--mean-sample-tokens", "8000", "--json", "train.max_seq_length=65536", check=True)
+    e = json.loads(r.stdout)
+    assert e["parameters_b"] == 30.53 and e["active_parameters_b"] == 3.35 and e["generated_tokens_m"] == 80.0
+    assert e["training"]["fits"] is False  # full fine-tuning at 64K on 8 x 80 GB without checkpointing
+    r = ssd("estimate", "--model", "Qwen/Qwen3-30B-A3B-Instruct-2507")
+    assert r.returncode == 2 and "--prompts-count" in r.stderr
