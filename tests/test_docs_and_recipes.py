@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ssd
-from simplesd.cli import _SECTIONS, build_parser
+from simplesd.cli import _SECTIONS, parse_args
 from simplesd.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def test_documented_command_is_accepted(doc, cmd, monkeypatch):
     if args is None:
         pytest.skip("not an ssd command")
     try:
-        ns = build_parser().parse_args(args)
+        ns = parse_args(args)
     except SystemExit:
         pytest.fail(f"{doc}: `{cmd}` is rejected by ssd's parser")
     overrides = getattr(ns, "overrides", None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from .config import SSDConfig, describe, load_config, to_yaml
 from .io import InputError
@@ -18,7 +19,8 @@ _SECTIONS = {
     "sample": ("model", "prompts", "sample"),
     "filter": ("filter",),
     "train": ("model", "train"),
-    "run": ("model", "prompts", "sample", "filter", "train", "eval", "analyze", "output_dir"),
+    "run": ("model", "prompts", "sample", "filter", "train", "eval", "analyze", "pipeline", "output_dir"),
+    "sweep": ("model", "prompts", "sample", "filter", "train", "eval", "analyze"),
     "check": ("eval",),
     "evaluate": ("model", "sample", "eval"),
     "analyze": ("model", "sample", "analyze"),
@@ -83,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
     p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
     p.add_argument("--out", help="run directory (output_dir)")
+    p.add_argument("--rounds", type=int, help="iterative SSD: this many rounds, each sampling from the last "
+                   "round's model, in OUT/round-R/ (pipeline.rounds; see pipeline.* for prompts, init, early stop)")
+
+    p = _parser_for(sub, "sweep", "run the pipeline over a grid of sampling/training settings, compare pass@1",
+                    "Runs `ssd run` for every point of the grid (the product of the --grid values) in "
+                    "OUT/points/<point>/, all evaluated over the same T_eval sweep (the base once, in "
+                    "OUT/base-eval/), skipping points already done; then writes OUT/sweep.json, sweep.csv, sweep.md "
+                    "and sweep.png (heatmap of the SSD model's best pass@1 per T_train and truncation, with its "
+                    "best T_eval). On a cluster: one job per point with --point I, then the same command without "
+                    "--point to gather.")
+    p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
+    p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a config key and its values, e.g. sample.temperature=1.0,1.5,2.0 (repeat for more keys)")
+    p.add_argument("--eval-temperatures", help="T_eval values every point is evaluated at (eval.temperatures)")
+    p.add_argument("--point", type=int, help="run only point I (0-based, in grid order) and stop")
+    p.add_argument("--out", required=True, help="sweep directory")
 
     p = _parser_for(sub, "check", "grade existing generations in the sandbox",
                     "Grades solutions (JSONL with task_id and completion, the raw model response) against a "
@@ -159,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.learning_rate=3e-4")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    p = sub.add_parser("testbed", help="build the testbed's base model", description="Testbed maintenance.")
+    p = sub.add_parser("testbed", help="the testbed: rebuild its base model, or write a config for it",
+                       description="The testbed (the shipped tiny code model and its task family).")
     tsub = p.add_subparsers(dest="testbed_command", metavar="ACTION", required=True)
     b = tsub.add_parser("build", help="rebuild the shipped base model from its config",
                         description="Generates the task splits, trains the tokenizer, pretrains the tiny Llama with "
@@ -170,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--install", action="store_true", help="copy the built model into the installed package "
                    "(replacing the shipped base; for maintainers)")
     b.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    c = tsub.add_parser("config", help="write the testbed's task splits and a config for `ssd run` / `ssd sweep`",
+                        description="Writes OUT/{ssd,dev,test}.jsonl (the shipped base's splits) and OUT/testbed.yaml: "
+                        "the demo's config (the shipped base, the paper's sampling, the tiny model's LR), so every "
+                        "command runs on the testbed, e.g. `ssd run --config OUT/testbed.yaml --rounds 3`.")
+    c.add_argument("--out", default="runs/testbed", help="directory [default: runs/testbed]")
+    c.add_argument("--quick", action="store_true", help="the demo's --quick sizes (a couple of minutes per run)")
+    c.add_argument("--split", default="dev", choices=["dev", "test"], help="evaluation split [default: dev, where "
+                   "settings are chosen]")
 
     p = sub.add_parser("config", help="show the resolved config", description="Prints the resolved config as YAML.")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -197,8 +225,21 @@ def _check_sections(args, command: str) -> None:
             raise InputError(f"config key '{key}' is not used by `ssd {command}` (it reads {', '.join(allowed)})")
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse, plus key=value overrides anywhere on the line (argparse alone takes them in one run only, so
+    `ssd run --out X a=1 --rounds 3 b=2` would refuse b=2)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if not (hasattr(args, "overrides") and "=" in e and not e.startswith("-"))]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
@@ -218,6 +259,13 @@ def _dispatch(args) -> int:
 
         demo(args.out, quick=args.quick, ablation=args.ablation, base=args.base, split=args.split,
              overrides=args.overrides, progress=progress)
+        return 0
+    if args.command == "testbed" and args.testbed_command == "config":
+        from .testbed.demo import write_testbed_config
+
+        path = write_testbed_config(args.out, quick=args.quick, split=args.split)
+        print(f"testbed config: {path}\n  ssd run --config {path} --rounds 3\n  ssd sweep --config {path} --out "
+              f"{Path(args.out) / 'sweep'} --grid sample.temperature=1.0,1.5 --eval-temperatures 0,0.9")
         return 0
     if args.command == "testbed":
         from .testbed.build import BuildConfig, build, install
@@ -286,10 +334,18 @@ def _dispatch(args) -> int:
             print(f"  T_eval {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
         print(f"evaluate: best T_eval {r['best_temperature']} -> {args.out}/results.json")
     elif args.command == "run":
-        from .pipeline import run
+        from .pipeline import run_rounds
 
-        cfg = _config(args, [f"output_dir={args.out}"] if args.out else [])
-        run(cfg, progress=progress)
+        cfg = _config(args, ([f"output_dir={args.out}"] if args.out else [])
+                      + ([f"pipeline.rounds={args.rounds}"] if args.rounds else []))
+        run_rounds(cfg, progress=progress)
+    elif args.command == "sweep":
+        from .sweep import parse_grid, sweep
+
+        extra = [f"eval.temperatures={args.eval_temperatures}"] if args.eval_temperatures else []
+        r = sweep(_config(args, extra), parse_grid(args.grid), args.out, point=args.point, progress=progress)
+        if r is not None:
+            print(f"sweep: best point {r['best']} -> {args.out}/sweep.md, sweep.png")
     return 0
 
 
@@ -309,7 +365,6 @@ def _estimate(args) -> int:
 
 
 def _analyze(args, progress: bool) -> int:
-    from pathlib import Path
 
     from .analyze import analyze
     from .io import read_json

@@ -46,6 +46,7 @@ class PromptsConfig:
     subset: str | None = _f(None, "Dataset configuration (subset) name when `path` is a hub id, e.g. seed_sft for microsoft/rStar-Coder.")
     format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
     max_prompts: int | None = _f(None, "Use only the first N problems (after loading, in file order).")
+    offset: int = _f(0, "Skip the first N problems (before max_prompts): a later slice of the same file (`pipeline.round_prompts=fresh` moves it each round).")
 
 
 @dataclass
@@ -144,6 +145,14 @@ class AnalyzeConfig:
 
 
 @dataclass
+class PipelineConfig:
+    rounds: int = _f(1, "Iterative SSD: rounds of sample -> filter -> train -> evaluate, round r sampling from round r-1's model (`ssd run --rounds N`). 1 = the paper.")
+    round_prompts: str = _f("same", "same: every round samples the same prompts; fresh: round r takes the r-th slice of prompts.max_prompts problems (prompts.offset moves on).")
+    round_init: str = _f("previous", "previous: round r fine-tunes round r-1's model; base: every round fine-tunes the base (on samples from round r-1's model).")
+    min_gain: float = _f(0.0, "Stop after a round whose best-vs-best pass@1 gain over the model it sampled from is below this (so also when it falls). Needs eval.benchmark.")
+
+
+@dataclass
 class SSDConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The frozen base model."})
     prompts: PromptsConfig = field(default_factory=PromptsConfig, metadata={"help": "Problems to sample on."})
@@ -152,6 +161,7 @@ class SSDConfig:
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Step 3: fine-tuning."})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Step 4: evaluation."})
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig, metadata={"help": "Token analysis of base vs tuned (lock/fork)."})
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig, metadata={"help": "Iterative SSD (rounds)."})
     output_dir: str = _f("runs/ssd", "Run directory (one sub-directory per stage).")
 
 
@@ -262,7 +272,9 @@ def apply_override(cfg: SSDConfig, text: str) -> None:
                 raise InputError(f"config key '{key}' is a section; set one of its fields, e.g. {key}.<field>=...")
             # a string field takes the text as written (so `model.revision=1234` stays a string)
             wants_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp) and value is not None)
-            setattr(obj, part, _coerce(raw if wants_str else value, tp, key))
+            # a list field takes the comma-separated text (so `eval.temperatures=0.6` is [0.6])
+            wants_text = wants_str or (typing.get_origin(tp) is list and not raw.strip().startswith("["))
+            setattr(obj, part, _coerce(raw if wants_text else value, tp, key))
         else:
             if not dataclasses.is_dataclass(tp):
                 raise InputError(f"config key '{sub}' is not a section")
@@ -333,6 +345,17 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("prompts.format", f"must be auto, rstar, livecodebench or humaneval, got {cfg.prompts.format!r}")
     if cfg.prompts.max_prompts is not None and cfg.prompts.max_prompts < 1:
         bad("prompts.max_prompts", "must be >= 1 or null")
+    if cfg.prompts.offset < 0:
+        bad("prompts.offset", "must be >= 0")
+    pl = cfg.pipeline
+    if pl.rounds < 1:
+        bad("pipeline.rounds", "must be >= 1")
+    if pl.round_prompts not in ("same", "fresh"):
+        bad("pipeline.round_prompts", f"must be same or fresh, got {pl.round_prompts!r}")
+    if pl.round_init not in ("previous", "base"):
+        bad("pipeline.round_init", f"must be previous or base, got {pl.round_init!r}")
+    if pl.rounds > 1 and pl.round_prompts == "fresh" and cfg.prompts.max_prompts is None:
+        bad("pipeline.round_prompts", "fresh slices need prompts.max_prompts (the slice size)")
     return cfg
 
 

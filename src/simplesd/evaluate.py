@@ -171,7 +171,7 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         scfg.model.name_or_path = model
         scfg.prompts.path = str(out_dir / "problems.jsonl")
         scfg.prompts.format = e.benchmark if e.benchmark == "humaneval" else "livecodebench"
-        scfg.prompts.max_prompts = None
+        scfg.prompts.max_prompts, scfg.prompts.offset, scfg.prompts.subset = None, 0, None
         s = scfg.sample
         s.temperature, s.top_k, s.top_p, s.min_p = t, e.top_k, e.top_p, e.min_p
         s.n = 1 if t == 0 else e.n  # greedy draws the same sequence every time

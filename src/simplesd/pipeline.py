@@ -1,5 +1,6 @@
 """`ssd run`: sample -> filter -> train (-> evaluate base and tuned when eval.benchmark is set) -> analyze ->
-report, one sub-directory per stage.
+report, one sub-directory per stage; with `pipeline.rounds` > 1 (`ssd run --rounds N`), iterative SSD: one such
+run per round in `round-R/`, round r sampling from round r-1's model, until the gain stops.
 
 Each stage writes its own manifest and is skipped on rerun when its outputs are complete and its config and
 inputs are unchanged, so a rerun after a crash resumes where the run stopped.
@@ -7,7 +8,9 @@ inputs are unchanged, so a rerun after a crash resumes where the run stopped.
 
 from __future__ import annotations
 
+import copy
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -25,8 +28,9 @@ EVAL_MISSING = (
 )
 
 
-def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True) -> dict:
-    """`report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`)."""
+def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, train_from: str | None = None) -> dict:
+    """`report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`).
+    `train_from` fine-tunes another model than the one sampled from (iterative SSD with round_init=base)."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", to_yaml(cfg))
@@ -39,7 +43,11 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True) 
     echo(f"[2/{steps}] filter  -> {out / 'filter'}")
     stages["filter"] = filter_samples(out / "sample", cfg.filter, out / "filter")
     echo(f"[3/{steps}] train   -> {out / 'train'}")
-    stages["train"] = train(cfg, out / "filter" / "train.jsonl", out / "train", progress=progress)
+    tcfg = cfg
+    if train_from and train_from != cfg.model.name_or_path:
+        tcfg = copy.deepcopy(cfg)
+        tcfg.model.name_or_path = train_from
+    stages["train"] = train(tcfg, out / "filter" / "train.jsonl", out / "train", progress=progress)
     tuned = out / "train" / "model"
     evaluation = None
     if cfg.eval.benchmark:
@@ -71,6 +79,7 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True) 
     summary = {
         "output_dir": str(out),
         "tuned_model": str(tuned),
+        "trained_from": train_from or cfg.model.name_or_path,
         "config": to_dict(cfg),
         "evaluated": evaluation is not None,
         "evaluation": evaluation,
@@ -92,3 +101,63 @@ def _statement(analysis_dir: Path) -> str:
     import json
 
     return json.loads((analysis_dir / "summary.json").read_text())["findings"]["statement"]
+
+
+def run_rounds(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
+    """Iterative SSD: `pipeline.rounds` runs in OUT/round-1, round-2, ...; round r samples from round r-1's
+    model (the base for round 1), fine-tunes it (or the base: pipeline.round_init), evaluates it against the
+    model it sampled from, and the rounds stop once that gain is below pipeline.min_gain. Writes OUT/rounds.json
+    and OUT/report.html (pass@k per round). One round is exactly `ssd run`."""
+    pl = cfg.pipeline
+    if pl.rounds == 1:
+        return run(cfg, progress=progress, echo=echo)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    base = cfg.model.name_or_path
+    model, rounds, stop = base, [], None
+    for r in range(1, pl.rounds + 1):
+        rcfg = copy.deepcopy(cfg)
+        rcfg.output_dir = str(out / f"round-{r}")
+        rcfg.model.name_or_path = model
+        rcfg.pipeline.rounds = 1
+        if pl.round_prompts == "fresh":
+            rcfg.prompts.offset = cfg.prompts.offset + (r - 1) * cfg.prompts.max_prompts
+        previous = out / f"round-{r - 1}" / "eval" / "tuned"
+        if cfg.eval.benchmark and r > 1 and previous.is_dir() and not (Path(rcfg.output_dir) / "eval" / "base").exists():
+            # the model this round samples from was graded as last round's result: same model, same problems,
+            # same settings, so the copy's fingerprints hold and it is not graded again
+            shutil.copytree(previous, Path(rcfg.output_dir) / "eval" / "base")
+        echo(f"== round {r}/{pl.rounds}: sample from {model}, fine-tune {'the base' if pl.round_init == 'base' else 'it'}")
+        summary = run(rcfg, progress=progress, echo=echo, train_from=base if pl.round_init == "base" else model)
+        rounds.append(_round_row(r, rcfg, summary))
+        model = summary["tuned_model"]
+        gain = rounds[-1].get("gain")
+        if gain is not None and gain["difference"] < pl.min_gain and r < pl.rounds:
+            stop = (f"round {r}'s pass@1 gain {gain['difference']:+.4f} over the model it sampled from is below "
+                    f"pipeline.min_gain {pl.min_gain:+.4f}: stopped after {r} of {pl.rounds} rounds")
+            echo(stop)
+            break
+    result = {"output_dir": str(out), "base": base, "rounds": rounds, "rounds_run": len(rounds),
+              "rounds_planned": pl.rounds, "stopped_early": stop, "final_model": model,
+              "settings": to_dict(pl)}
+    write_json(out / "rounds.json", result)
+    from .report import write_report
+
+    echo(f"report: {write_report(out)[0]}")
+    return result
+
+
+def _round_row(r: int, rcfg: SSDConfig, summary: dict) -> dict:
+    """One line of rounds.json: what the round sampled from and trained, and how both models scored."""
+    row = {"round": r, "sampled_from": rcfg.model.name_or_path, "trained_from": summary["trained_from"],
+           "model": summary["tuned_model"], "prompts_offset": rcfg.prompts.offset,
+           "samples": summary["stages"]["sample"]["counts"]["samples"],
+           "kept": summary["stages"]["filter"]["counts"].get("kept")}
+    ev = summary.get("evaluation")
+    if ev:
+        for name in ("base", "tuned"):
+            row[name] = {"best_temperature": ev[name]["best_temperature"], "pass@k": ev[name]["by_temperature"][ev[name]["best_temperature"]],
+                         "best_pass@1": ev[name]["best_pass@1"]}
+        row["gain"] = ev["best_vs_best_pass@1"]
+    return row

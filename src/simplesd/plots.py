@@ -225,3 +225,49 @@ def difficulty_plot(rows: dict[str, dict], path: Path) -> Path:
     ax.set_title("pass@1 by difficulty at each model's best T_eval (95% CI)")
     ax.legend()
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rounds and sweeps
+
+
+def rounds_plot(rounds: list[dict], path: Path) -> Path:
+    """pass@k at each model's best T_eval: round 0 is the base, round r the model after r rounds (95 % CI)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    models = [rounds[0]["base"]] + [r["tuned"] for r in rounds]
+    ks = sorted(models[0]["pass@k"], key=lambda k: int(k.split("@")[1]))
+    for k in ks:
+        ax.plot(range(len(models)), [m["pass@k"].get(k) for m in models], marker="o", label=k)
+    p1 = [m["best_pass@1"] for m in models]
+    ax.errorbar(range(len(models)), [v["value"] for v in p1],
+                yerr=[[v["value"] - v["ci95"][0] for v in p1], [v["ci95"][1] - v["value"] for v in p1]],
+                fmt="none", ecolor="black", capsize=3, lw=0.8)
+    ax.set_xticks(range(len(models)), ["base"] + [f"round {r['round']}" for r in rounds])
+    ax.set_ylabel("pass@k at the model's best T_eval")
+    ax.set_title("iterative SSD: pass@k per round (bars: pass@1 95 % CI)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def sweep_heatmap(rows: list[dict], base_pass1: float, path: Path) -> Path:
+    """Best pass@1 of the SSD model per (T_train, other settings), each cell with its best T_eval."""
+    import numpy as np
+
+    plt = _plt()
+    temps = sorted({r["T_train"] for r in rows})
+    cols = list(dict.fromkeys(r["column"] for r in rows))
+    grid = np.full((len(temps), len(cols)), np.nan)
+    for r in rows:
+        grid[temps.index(r["T_train"]), cols.index(r["column"])] = r["pass@1"]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.9 * len(cols), 1.4 + 0.7 * len(temps)))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for r in rows:
+        i, j = temps.index(r["T_train"]), cols.index(r["column"])
+        ax.text(j, i, f"{r['pass@1']:.3f}\nT_eval {r['best_T_eval']:g}", ha="center", va="center",
+                color="white" if r["pass@1"] < np.nanmean(grid) else "black", fontsize=8)
+    ax.set_xticks(range(len(cols)), cols, rotation=20, ha="right")
+    ax.set_yticks(range(len(temps)), [f"T_train {t:g}" for t in temps])
+    ax.set_title(f"SSD best pass@1 (base: {base_pass1:.3f})")
+    fig.colorbar(im, ax=ax, label="pass@1")
+    return _save(fig, path)

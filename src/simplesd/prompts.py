@@ -140,12 +140,14 @@ def _records(path: str, split: str, subset: str | None = None) -> Iterator[tuple
 
 
 def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None,
-                  subset: str | None = None) -> list[Problem]:
+                  subset: str | None = None, offset: int = 0) -> list[Problem]:
     if not path:
         raise InputError("no problem set given (set prompts.path or pass --prompts)")
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     for i, (where, rec) in enumerate(_records(path, split, subset)):
+        if i < offset:
+            continue
         if max_prompts is not None and len(problems) >= max_prompts:
             break
         f = fmt if fmt != "auto" else detect_format(rec)
@@ -160,5 +162,5 @@ def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompt
         seen[prob.id] = where
         problems.append(prob)
     if not problems:
-        raise InputError(f"{path}: no problems found")
+        raise InputError(f"{path}: no problems found" + (f" after the first {offset} (prompts.offset)" if offset else ""))
     return problems

@@ -114,6 +114,37 @@ def _overview(doc: _Doc, run: Path) -> None:
             doc.pre(f"{stage}/manifest.json", (run / stage / "manifest.json").read_text(encoding="utf-8"))
 
 
+def _rounds(doc: _Doc, run: Path) -> None:
+    """Iterative SSD (`ssd run --rounds N`): pass@k per round; each round has its own full report."""
+    info = _read(run / "rounds.json")
+    if not info:
+        return
+    rounds = info["rounds"]
+    doc.h(2, "Rounds")
+    doc.p(f"Iterative SSD from {info['base']}: {info['rounds_run']} of {info['rounds_planned']} rounds run "
+          f"(prompts: {info['settings']['round_prompts']}, each round fine-tunes "
+          f"{'the base' if info['settings']['round_init'] == 'base' else 'the previous round model'}). "
+          + (info["stopped_early"] or "No early stop.") + f" Final model: {info['final_model']}.")
+    if rounds and "tuned" in rounds[0]:
+        ks = sorted(rounds[0]["tuned"]["pass@k"], key=lambda k: int(k.split("@")[1]))
+        rows = [["0 (base)", "–", "–", "–", rounds[0]["base"]["best_temperature"],
+                 _ci(rounds[0]["base"]["best_pass@1"]), *[rounds[0]["base"]["pass@k"].get(k) for k in ks], "–"]]
+        for r in rounds:
+            g = r["gain"]
+            rows.append([r["round"], r["samples"], r["kept"], r["prompts_offset"], r["tuned"]["best_temperature"],
+                         _ci(r["tuned"]["best_pass@1"]), *[r["tuned"]["pass@k"].get(k) for k in ks],
+                         f"{g['difference']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"])
+        doc.table(["round", "samples", "kept", "prompt offset", "best T_eval", "pass@1 [95% CI]", *ks,
+                   "gain over the model sampled from"], rows)
+        from .plots import rounds_plot
+
+        doc.image(rounds_plot(rounds, doc.files / "rounds.png"), "pass@k per round at each model's best T_eval")
+    else:
+        doc.p("No evaluation configured (eval.benchmark): the rounds ran without scores or early stopping.")
+    doc.p("Each round is a full run with its own report: "
+          + ", ".join(f"round-{r['round']}/report.html" for r in rounds) + ".")
+
+
 def _headline(doc: _Doc, run: Path) -> None:
     """The lines people paste: the best-vs-best result and what the analysis found."""
     comp = _read(run / "eval" / "comparison.json")
@@ -307,10 +338,11 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"{run}: run directory not found")
-    if not any((run / p).exists() for p in ("run.json", "filter/stats.json", "eval", "analysis")):
+    if not any((run / p).exists() for p in ("run.json", "rounds.json", "filter/stats.json", "eval", "analysis")):
         raise InputError(f"{run}: not a run directory (no run.json, filter/, eval/ or analysis/ from `ssd run`)")
     doc = _Doc(run / "report_files")
     doc.h(1, f"SSD run report: {run.name}")
+    _rounds(doc, run)
     _headline(doc, run)
     _overview(doc, run)
     _evaluation(doc, run)

@@ -307,7 +307,7 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: E
 
     t0 = time.time()
     problems = load_problems(cfg.prompts.path, cfg.prompts.format, cfg.prompts.split, cfg.prompts.max_prompts,
-                             cfg.prompts.subset)
+                             cfg.prompts.subset, cfg.prompts.offset)
     by_id = {p.id: p for p in problems}
 
     from .models import load_tokenizer, peak_gpu_memory_gb

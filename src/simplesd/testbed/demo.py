@@ -100,6 +100,21 @@ def demo_config(output_dir: str | Path, base: str | Path, data: dict[str, Path],
     return cfg
 
 
+def write_testbed_config(out_dir: str | Path, quick: bool = False, split: str = "dev") -> Path:
+    """OUT/{ssd,dev,test}.jsonl and OUT/testbed.yaml: the demo's settings as a config any command takes."""
+    from ..config import to_yaml
+    from ..io import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = shipped_base()
+    data = write_splits(verify_base(base), out)
+    cfg = demo_config(out / "run", base, data, quick=quick)
+    cfg.eval.problems = str(data[split])
+    atomic_write_text(out / "testbed.yaml", to_yaml(cfg))
+    return out / "testbed.yaml"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Testbed diagnostics
 

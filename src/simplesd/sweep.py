@@ -1,0 +1,144 @@
+"""`ssd sweep`: the paper's T_train x truncation x T_eval interaction study, on your model.
+
+Every grid point (the product of `--grid key=v1,v2,...` settings) is one `ssd run` in OUT/points/<point>/,
+evaluated over the same T_eval sweep; the base is evaluated once (OUT/base-eval/) and that evaluation is reused
+by every point (same model, problems and decoding settings: its fingerprints hold). Points already done are
+skipped, so rerunning the command resumes; `--point I` runs one point only (one cluster job per point, then a
+plain `ssd sweep` with the same arguments gathers them). Writes OUT/sweep.json, sweep.csv, sweep.md and a
+heatmap sweep.png of the SSD model's best pass@1 per (T_train, truncation), each cell with its best T_eval.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import shutil
+from pathlib import Path
+
+from .config import SSDConfig, apply_override, to_dict, to_yaml, validate
+from .io import InputError, atomic_write_text, read_json, write_json
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """['sample.temperature=1.0,1.5', 'sample.top_p=0.8,1.0'] -> {key: [raw values]} (validated later)."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--grid {item!r}: expected key=v1,v2,...")
+        key, values = item.split("=", 1)
+        vals = [v for v in values.split(",") if v != ""]
+        if not vals:
+            raise InputError(f"--grid {item!r}: no values")
+        if key in grid:
+            raise InputError(f"--grid: {key} given twice")
+        grid[key.strip()] = vals
+    if not grid:
+        raise InputError("ssd sweep: give at least one --grid key=v1,v2,...")
+    return grid
+
+
+def point_name(settings: dict[str, str]) -> str:
+    return "_".join(f"{k.split('.')[-1]}={v}" for k, v in settings.items())
+
+
+def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[tuple[dict[str, str], SSDConfig]]:
+    """(settings, config) for every point of the grid, each validated (an error names the key and point)."""
+    points = []
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values))
+        pcfg = copy.deepcopy(cfg)
+        for k, v in settings.items():
+            if k.split(".")[0] in ("eval", "output_dir", "pipeline"):
+                raise InputError(f"--grid {k}: a sweep varies sampling, filtering and training; T_eval is "
+                                 "--eval-temperatures")
+            apply_override(pcfg, f"{k}={v}")
+        try:
+            validate(pcfg)
+        except InputError as e:
+            raise InputError(f"grid point {point_name(settings)}: {e}") from None
+        pcfg.output_dir = str(out / "points" / point_name(settings))
+        points.append((settings, pcfg))
+    return points
+
+
+def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, point: int | None = None,
+          progress: bool = True, echo=print) -> dict | None:
+    """Runs the grid's points (or only `point`), then tabulates and plots every finished one."""
+    from .evaluate import evaluate
+    from .pipeline import run
+
+    if not cfg.eval.benchmark:
+        raise InputError("ssd sweep compares pass@1 across settings: set eval.benchmark and eval.problems")
+    out = Path(out_dir)
+    points = grid_points(cfg, grid, out)
+    if point is not None and not 0 <= point < len(points):
+        raise InputError(f"--point {point}: the grid has points 0..{len(points) - 1}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    write_json(out / "grid.json", {"grid": grid, "points": [point_name(s) for s, _ in points]})
+    echo(f"sweep: {len(points)} points; base evaluated once -> {out / 'base-eval'}")
+    evaluate(cfg, cfg.model.name_or_path, out / "base-eval", progress=progress)
+    todo = range(len(points)) if point is None else [point]
+    for i in todo:
+        settings, pcfg = points[i]
+        pdir = Path(pcfg.output_dir)
+        done = pdir / "run.json"
+        if done.is_file() and read_json(done).get("config") == to_dict(pcfg):
+            echo(f"[point {i + 1}/{len(points)}] {point_name(settings)}: done, skipped")
+            continue
+        if not (pdir / "eval" / "base").exists():
+            shutil.copytree(out / "base-eval", pdir / "eval" / "base")
+        echo(f"[point {i + 1}/{len(points)}] {point_name(settings)} -> {pdir}")
+        run(pcfg, progress=progress, echo=echo)
+    if point is not None:
+        echo(f"sweep: point {point} done; rerun without --point to tabulate every finished point")
+        return None
+    return tabulate(out, points)
+
+
+def tabulate(out: Path, points: list[tuple[dict[str, str], SSDConfig]]) -> dict:
+    rows = []
+    for settings, pcfg in points:
+        info = read_json(Path(pcfg.output_dir) / "run.json")
+        ev = info["evaluation"]
+        tuned, base = ev["tuned"], ev["base"]
+        s = pcfg.sample
+        rows.append({
+            "point": point_name(settings), **settings,
+            "T_train": s.temperature, "truncation": _truncation(s),
+            "column": "; ".join([_truncation(s), *(f"{k.split('.')[-1]}={v}" for k, v in settings.items()
+                                                   if k not in ("sample.temperature", "sample.top_k", "sample.top_p",
+                                                                "sample.min_p"))]),
+            "best_T_eval": float(tuned["best_temperature"]), "pass@1": tuned["best_pass@1"]["value"],
+            "pass@1_ci95": tuned["best_pass@1"]["ci95"],
+            "pass@k": tuned["by_temperature"][tuned["best_temperature"]],
+            "base_pass@1": base["best_pass@1"]["value"], "base_best_T_eval": float(base["best_temperature"]),
+            "difference": ev["best_vs_best_pass@1"]["difference"], "difference_ci95": ev["best_vs_best_pass@1"]["ci95"],
+        })
+    best = max(rows, key=lambda r: r["pass@1"])
+    result = {"points": rows, "best": best["point"], "base_pass@1": rows[0]["base_pass@1"],
+              "base_best_T_eval": rows[0]["base_best_T_eval"]}
+    write_json(out / "sweep.json", result)
+    keys = list(points[0][0])
+    header = ["point", *keys, "best T_eval", "pass@1", "95% CI", "vs base", "95% CI of difference"]
+    lines = [",".join(header)]
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["point"], *(str(r[k]) for k in keys), f"{r['best_T_eval']:g}", f"{r['pass@1']:.4f}",
+                 f"{r['pass@1_ci95'][0]:.4f}..{r['pass@1_ci95'][1]:.4f}", f"{r['difference']:+.4f}",
+                 f"{r['difference_ci95'][0]:+.4f}..{r['difference_ci95'][1]:+.4f}"]
+        lines.append(",".join(cells))
+        md.append("| " + " | ".join(cells) + " |")
+    atomic_write_text(out / "sweep.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "sweep.md", f"Base model: best pass@1 {result['base_pass@1']:.4f} at T_eval "
+                      f"{result['base_best_T_eval']:g}. Best point: {best['point']}.\n\n" + "\n".join(md) + "\n")
+    from .plots import sweep_heatmap
+
+    sweep_heatmap(rows, result["base_pass@1"], out / "sweep.png")
+    return result
+
+
+def _truncation(s) -> str:
+    parts = [f"top-k {s.top_k}" if s.top_k else "", f"top-p {s.top_p:g}" if s.top_p < 1 else "",
+             f"min-p {s.min_p:g}" if s.min_p else ""]
+    return ", ".join(p for p in parts if p) or "none"
