@@ -98,8 +98,7 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         report_to=["tensorboard"],
         seed=t.seed,
         disable_tqdm=not progress,
-        # model.dtype decides the weights' dtype (auto: bf16 on GPUs that have it, else float32), so a float16
-        # checkpoint is not trained in float16 on a CPU
+        # train.weights_dtype decides the weights' dtype (float32 master weights for full fine-tuning)
         model_init_kwargs=_model_init_kwargs(cfg),
         use_liger_kernel=t.use_liger_kernel,
     )
