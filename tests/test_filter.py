@@ -23,7 +23,8 @@ def test_empty_and_shortest_ten_percent(tmp_path):
     m = filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.0), tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     assert stats["total"] == 22 and stats["kept"] == 18 and stats["held_out"] == 0
-    assert stats["dropped"] == {"empty": 2, "no_code_block": 0, "duplicate": 0, "shortest": 2}
+    assert stats["dropped"] == {"empty": 2, "truncated": 0, "looping": 0, "no_code_block": 0, "no_think": 0,
+                                "duplicate": 0, "shortest": 2}
     assert stats["length_tokens"]["shortest_kept"] == 3  # lengths 1 and 2 dropped: floor(0.1 * 20) = 2
     assert sum(stats["length_tokens"]["all"]["counts"]) == 22
     assert sum(stats["length_tokens"]["kept"]["counts"]) == 18 and sum(stats["length_tokens"]["dropped"]["counts"]) == 4
@@ -49,11 +50,41 @@ def test_code_block_and_dedup_options(tmp_path):
     cfg = FilterConfig(require_code_block=True, dedup=True, drop_shortest_fraction=0.0, holdout_fraction=0.0)
     filter_samples(tmp_path / "s.jsonl", cfg, tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
-    assert stats["dropped"] == {"empty": 0, "no_code_block": 1, "duplicate": 1, "shortest": 0}
+    assert stats["dropped"] == {"empty": 0, "truncated": 0, "looping": 0, "no_code_block": 1, "no_think": 0,
+                                "duplicate": 1, "shortest": 0}
     assert [r["prompt_id"] for r in read_jsonl(tmp_path / "f" / "train.jsonl")] == ["p0", "p3"]
     # off by default, like the paper
     filter_samples(tmp_path / "s.jsonl", FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0), tmp_path / "g")
     assert len(read_jsonl(tmp_path / "g" / "train.jsonl")) == 4
+
+
+def test_flags_are_counted_and_each_can_be_dropped(tmp_path):
+    loop = "```python\n" + "x = x + 1\n" * 60 + "```"
+    think = "<think>\nplan it\n</think>\n\n```python\nprint(1)\n```"
+    outputs = [("```python\nprint(1)\n```", 10), ("print(2)", 11), (think, 30), (loop, 400), ("```python\nprint(", 512)]
+    _write_samples(tmp_path / "s.jsonl", outputs)
+    rows = read_jsonl(tmp_path / "s.jsonl")
+    rows[4]["finish_reason"] = "length"  # hit the cap mid-line
+    # the sampler's own flags; the last record has none and gets them from its text
+    rows[3].update(truncated=False, looping=True, has_code=True, has_think=False)
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = dict(drop_shortest_fraction=0.0, holdout_fraction=0.0)
+    filter_samples(tmp_path / "s.jsonl", FilterConfig(**base), tmp_path / "all")
+    stats = json.loads((tmp_path / "all" / "stats.json").read_text())
+    assert stats["kept"] == 5  # all off by default: the paper kept them
+    assert stats["flags"] == {"truncated": {"all": 1, "kept": 1}, "looping": {"all": 1, "kept": 1},
+                              "has_code": {"all": 3, "kept": 3}, "has_think": {"all": 1, "kept": 1}}
+    hist = stats["length_tokens"]
+    assert sum(hist["truncated"]["counts"]) == 1 and sum(hist["has_code"]["counts"]) == 3
+    assert hist["truncated"]["edges"] == hist["all"]["edges"]
+    expect = {"drop_truncated": ({"p4"}, "truncated"), "drop_looping": ({"p3"}, "looping"),
+              "require_code_block": ({"p1", "p4"}, "no_code_block"), "require_think": ({"p0", "p1", "p3", "p4"}, "no_think")}
+    for switch, (gone, reason) in expect.items():
+        out = tmp_path / switch
+        m = filter_samples(tmp_path / "s.jsonl", FilterConfig(**base, **{switch: True}), out)
+        kept = {r["prompt_id"] for r in read_jsonl(out / "train.jsonl")}
+        assert kept == {f"p{i}" for i in range(5)} - gone, switch
+        assert m["counts"][f"dropped_{reason}"] == len(gone)
 
 
 def test_bad_samples_name_file_line_field(tmp_path):

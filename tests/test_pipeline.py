@@ -79,9 +79,18 @@ def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
     assert d["problems"] == 4 and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
     for model in ("base", "tuned"):
         summary = json.loads((out / "eval" / model / "T0.6" / "summary.json").read_text())
-        assert summary["decoding"] == {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "n": 2,
-                                       "max_new_tokens": 16, "seed": 1234}
+        dec = summary["decoding"]
+        assert {k: dec[k] for k in ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed")} == {
+            "temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "n": 2, "max_new_tokens": 16, "seed": 1234}
+        assert dec["backend"] == "transformers" and summary["benchmark"] == "humaneval"
+        assert summary["selection"]["problems"] == 4 and summary["grader"]["timeout_s"] == 3.0
+        assert summary["versions"]["transformers"] and summary["versions"]["python"]
         assert sum(summary["verdicts"].values()) == 8 and summary["grader"]["sandbox"]["probe"]["passed"]
+    # the training prompts were checked against the 4 problems evaluated on: none overlaps
+    prompts = json.loads((out / "sample" / "prompts.json").read_text())
+    assert prompts["decontamination"]["settings"]["benchmarks"][0]["problems"] == 4
+    assert prompts["decontamination"]["flagged"] == [] and prompts["counts"]["contaminated"] == 0
+    assert "Decontamination against humaneval (4 problems)" in (out / "report.md").read_text()
     assert json.loads((out / "run.json").read_text())["evaluated"] is True
 
 
@@ -104,9 +113,22 @@ def test_ssd_evaluate_cli_sweep_and_resume(tmp_path, tiny_model):
     in_window = [r for r in rows if "2025-02" <= r["contest_date"][:7] <= "2025-05"]
     assert s["selection"]["problems"] == len(in_window) == 5  # three of the eight are in 2025-01 or 2025-06
     assert s["decoding"]["top_p"] == 0.9 and s["decoding"]["n"] == 2
+    assert s["selection"]["start_month"] == "2025-02" and s["selection"]["end_month"] == "2025-05"
+    assert sum(s["selection"]["by_month"].values()) == 5 and set(s["selection"]["by_month"]) <= {
+        "2025-02", "2025-03", "2025-04", "2025-05"}
+    assert sum(s["selection"]["by_difficulty"].values()) == 5 and s["selection"]["problems_in_file"] == 8
+    assert s["grader"]["timeout_s"] == 1 and s["grader"]["timeout_applies_to"] == "each test" and "warning" not in s["selection"]
     assert sum(s["verdicts"].values()) == 2 * len(in_window)
     assert len(read_jsonl(tmp_path / "ev" / "T1" / "verdicts.jsonl")) == 2 * len(in_window)
     again = ssd(*args, check=True)
     assert again.stderr.count("skipping") == 2  # both temperatures' samples reused
+    # a window that selects nothing is an error naming the keys and the file's months
+    r = ssd(*args, "eval.start_month=2023-01", "eval.end_month=2023-12", "--out", tmp_path / "none")
+    assert r.returncode == 2 and "no problem in the window 2023-01..2023-12" in r.stderr
+    assert "2025-01..2025-06" in r.stderr and not (tmp_path / "none" / "results.json").exists()
+    # a window that selects the whole file is a warning, kept in the summary
+    r = ssd(*args, "eval.start_month=2024-01", "eval.end_month=2026-12", "--out", tmp_path / "wide", check=True)
+    assert "selects all 8 problems" in r.stderr
+    assert "every problem" in json.loads((tmp_path / "wide" / "T0.5" / "summary.json").read_text())["selection"]["warning"]
     bad = ssd(*args[:-2], "eval.start_month=2030-01", "eval.end_month=2030-12")
     assert bad.returncode == 2 and "no problem in the window 2030-01..2030-12" in bad.stderr

@@ -12,7 +12,7 @@ import torch
 from conftest import read_jsonl, ssd
 from simplesd.config import SSDConfig
 from simplesd.models import stop_token_ids
-from simplesd.sample import generate_batch, generation_kwargs, sample
+from simplesd.sample import SeededDraw, generate_batch, generation_kwargs, looping, sample, sample_flags, sample_seed
 
 
 def reference_distribution(logits, temperature, top_k, top_p, min_p):
@@ -88,7 +88,7 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
     stops = stop_token_ids(model, tok)
     texts = ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
              "<|im_start|>user\na much longer prompt than the other one<|im_end|>\n<|im_start|>assistant\n"]
-    res = generate_batch(model, tok, texts, generation_kwargs(1.5, 20, 0.8, 0.0, 12, 3), stops, seed=1)
+    res = generate_batch(model, tok, texts, generation_kwargs(1.5, 20, 0.8, 0.0, 12, 3), stops, seeds=list(range(6)))
     assert len(res) == 6
     lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert [r["prompt_tokens"] for r in res] == [lens[0]] * 3 + [lens[1]] * 3
@@ -102,7 +102,7 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
         saved = model.lm_head.weight[eos].clone()
         model.lm_head.weight[eos] = model.lm_head.weight[eos] + 1000 * model.model.norm(model.model.embed_tokens.weight).mean(0)
     try:
-        res = generate_batch(model, tok, texts, generation_kwargs(1.0, 0, 1.0, 0.0, 12, 1), stops, seed=1)
+        res = generate_batch(model, tok, texts, generation_kwargs(1.0, 0, 1.0, 0.0, 12, 1), stops, seeds=[1, 2])
     finally:
         with torch.no_grad():
             model.lm_head.weight[eos] = saved
@@ -146,7 +146,15 @@ def test_sample_writes_shards_records_and_manifest(tmp_path, tiny_model, problem
     # the manifest records config, versions, seeds, input hashes, counts and timings
     assert m["config"]["sample"]["top_k"] == 20 and m["environment"]["packages"]["transformers"]
     assert set(m["inputs"]) == {"model", "prompts"} and all(len(v) == 64 for v in m["inputs"].values())
-    assert m["seeds"] == {"sample.seed": 0} and m["timings_s"]["total"] > 0
+    assert m["seeds"]["sample.seed"] == 0 and m["timings_s"]["total"] > 0
+    assert all(r["seed"] == sample_seed(0, r["prompt_id"], r["sample_index"]) for r in recs)
+    # the prompt set's story: 12 read, no duplicates, nothing to decontaminate against, all 12 sampled on
+    assert m["prompts"] == {"read": 12, "exact_duplicates": 0, "normalised_duplicates": 0, "clean": 12, "offset": 0,
+                            "selected": 12}
+    assert json.loads((tmp_path / "s" / "prompts.json").read_text())["decontamination"]["checked"] is False
+    assert {f: m["counts"][f] for f in ("truncated", "looping", "has_code", "has_think")} == {
+        f: sum(bool(r[f]) for r in recs) for f in ("truncated", "looping", "has_code", "has_think")}
+    assert m["counts"]["truncated"] == m["counts"]["finish_length"]
     assert m["counts"]["finish_stop"] + m["counts"]["finish_length"] == 24
 
 
@@ -196,6 +204,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model, 
     got = records(out)
     assert len(got) == len({(p, i) for p, i, _, _ in got}) == 24  # no duplicates, none lost
     assert got == records(ref)  # and exactly what an uninterrupted run writes
+    assert all(seed == sample_seed(0, p, i) for p, i, _, seed in got)  # each sample's own seed
 
 
 def test_fingerprint_counts_the_prompt_file_by_content_not_path(tmp_path, problems_file):
@@ -267,4 +276,57 @@ def test_both_backends_write_records_with_the_same_fields_in_the_same_order(tmp_
     sample(_cfg(tiny_model, problems_file), tmp_path / "s", progress=False)
     recs = [r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)]
     assert all(list(r) == ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens",
-                           "completion_tokens", "seed", "shard", "kind", "meta"] for r in recs)
+                           "completion_tokens", "truncated", "looping", "has_code", "has_think", "seed", "shard",
+                           "kind", "meta"] for r in recs)
+
+
+def test_seeded_draw_uses_the_documented_distribution_and_each_rows_own_seed():
+    """SeededDraw applies transformers' warpers in generate's order (the distribution the reference computes) and
+    draws row r from its own generator: the same seed gives the same token whatever the rest of the batch."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 50) * 3
+    for t, k, p, mp in [(1.5, 20, 0.8, 0.0), (0.6, 0, 0.95, 0.0), (1.5, 20, 0.8, 0.2)]:
+        draw = SeededDraw([1, 2, 3], t, k, p, mp, steps=1)
+        got = draw.distribution(torch.zeros(3, 1, dtype=torch.long), logits.clone())
+        torch.testing.assert_close(got, reference_distribution(logits, t, k, p, mp), atol=1e-6, rtol=1e-5)
+    # frequencies: 4000 rows with different seeds, one distribution
+    probs = reference_distribution(logits[:1], 1.5, 20, 0.8, 0.0)[0]
+    rows = logits[:1].repeat(4000, 1)
+    out = SeededDraw(list(range(4000)), 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(4000, 1, dtype=torch.long), rows)
+    tokens = out.argmax(-1)
+    assert torch.all(out.max(-1).values == 0) and torch.isinf(out).sum() == 4000 * 49  # one-hot for generate
+    counts = torch.bincount(tokens, minlength=50).double()
+    assert torch.all(counts[probs == 0] == 0)  # never outside the support
+    sigma = (4000 * probs * (1 - probs)).sqrt()
+    assert torch.all((counts - 4000 * probs).abs() <= 4 * sigma + 1)
+    # a row's draw depends on its seed only
+    alone = SeededDraw([7], 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(1, 1, dtype=torch.long), logits[:1].clone())
+    mixed = SeededDraw([3, 7, 9], 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(3, 1, dtype=torch.long), logits[:1].repeat(3, 1))
+    assert alone.argmax(-1).item() == mixed[1].argmax(-1).item()
+
+
+def test_samples_do_not_depend_on_batch_or_shard(tmp_path, tiny_model, problems_file):
+    """Each sample's seed is (global seed, prompt id, sample index): other batch and shard sizes (so other
+    batch neighbours, order and padding) give the same samples; another global seed gives other ones."""
+    def records(d):
+        return {(r["prompt_id"], r["sample_index"]): (r["output"], r["seed"])
+                for s in sorted(d.glob("shard-*.jsonl")) for r in read_jsonl(s)}
+
+    sample(_cfg(tiny_model, problems_file, batch_size=1, shard_size=12), tmp_path / "a", progress=False)
+    sample(_cfg(tiny_model, problems_file, batch_size=5, shard_size=7), tmp_path / "b", progress=False)
+    sample(_cfg(tiny_model, problems_file, batch_size=5, shard_size=7, seed=3), tmp_path / "c", progress=False)
+    a, b, c = records(tmp_path / "a"), records(tmp_path / "b"), records(tmp_path / "c")
+    assert len(a) == 24 and a == b
+    assert sum(a[k][0] != c[k][0] for k in a) >= 20
+
+
+def test_flags_loops_code_and_reasoning():
+    assert looping([5, 6, 7] * 20) and looping([1] * 40)
+    assert not looping([1] * 31)  # too short a run to call a loop
+    assert not looping(list(range(200)))
+    assert looping([9, 8] + [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 4)  # a 10-token unit 4 times
+    assert not looping([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 3)  # 3 times is not enough
+    f = sample_flags("<think>\nhmm\n</think>\n```python\nprint(1)\n```", "stop", [1, 2, 3])
+    assert f == {"truncated": False, "looping": False, "has_code": True, "has_think": True}
+    f = sample_flags("x = 1\n" * 40, "length")  # text only: the characters are checked
+    assert f == {"truncated": True, "looping": True, "has_code": False, "has_think": False}

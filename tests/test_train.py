@@ -239,3 +239,90 @@ def test_deepspeed_zero3_launch_trains_like_one_plain_process(tmp_path, tiny_mod
     assert z3["counts"]["final_loss"] == pytest.approx(plain["counts"]["final_loss"], rel=1e-4)
     a, b = _weights(tmp_path / "z3" / "model"), _weights(tmp_path / "plain" / "model")
     assert sorted(a) == sorted(b) and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+# Chat templates in the shape of the paper's models' own (tests/ cannot download them): Qwen3-Thinking-2507's
+# assistant turn (reasoning split at </think>, the generation prompt opening <think>) and Llama 3.1's (trimmed
+# content, <|eot_id|>). Qwen3-Instruct's is ChatML, the tiny model's own.
+QWEN3_THINKING = (
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'user' -%}{{ '<|im_start|>user\n' + m.content + '<|im_end|>\n' }}"
+    "{%- else -%}{%- set content = m.content -%}{%- set reasoning = '' -%}"
+    "{%- if '</think>' in content -%}"
+    "{%- set reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') -%}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\n') -%}{%- endif -%}"
+    "{{ '<|im_start|>assistant\n<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') + '<|im_end|>\n' }}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n<think>\n' }}{%- endif -%}"
+)
+LLAMA_31 = (
+    "{{- bos_token }}{%- for m in messages %}"
+    "{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\n\n' + (m.content | trim) + '<|eot_id|>' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
+)
+
+
+def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_model, problems_file):
+    """Sample -> filter -> TRL's tokenized rows, over both paper prompt templates (stdin and starter code): the
+    user turn in train.jsonl is the sampler's prompt byte for byte, and the training sequence is the sampler's
+    chat-formatted context, token for token, then the sample and the end-of-turn token, loss on those only."""
+    from transformers import AutoTokenizer
+
+    from conftest import read_jsonl
+    from simplesd.config import FilterConfig
+    from simplesd.filter import filter_samples
+    from simplesd.prompts import chat_text, load_problems, user_prompt
+    from simplesd.sample import sample
+
+    cfg = train_config(tiny_model)
+    cfg.prompts.path = str(problems_file)
+    cfg.sample.n, cfg.sample.max_new_tokens = 1, 12
+    sample(cfg, tmp_path / "s", progress=False)
+    filter_samples(tmp_path / "s", FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0, drop_empty=False), tmp_path / "f")
+    rows = read_jsonl(tmp_path / "f" / "train.jsonl")
+    problems = {p.id: p for p in load_problems(str(problems_file))}
+    records = {r["prompt_id"]: r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)}
+    assert {problems[r["prompt_id"]].kind for r in rows} == {"stdin", "starter"} and len(rows) == 12
+    for r in rows:
+        assert r["messages"][0]["content"] == records[r["prompt_id"]]["prompt"] == user_prompt(problems[r["prompt_id"]])
+    trainer, tok, _ = build_trainer(cfg, tmp_path / "f" / "train.jsonl", tmp_path / "t", progress=False)
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    by_prompt = {r["messages"][0]["content"]: r for r in rows}
+    for ex in trainer.train_dataset:
+        context_text = tok.decode(ex["input_ids"]).split("<|im_start|>assistant\n")[0] + "<|im_start|>assistant\n"
+        row = by_prompt[context_text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]]
+        context = tok(chat_text(tok, row["messages"][0]["content"]), add_special_tokens=False)["input_ids"]
+        n = len(context)
+        assert ex["input_ids"][:n] == context  # the sampler's context, token for token
+        assert ex["labels"] == [-100] * n + ex["input_ids"][n:]  # loss on the sample only
+        body = ex["input_ids"][n:]
+        assert tok.decode(body[: body.index(eot)]) == row["messages"][1]["content"]  # the sample, then end-of-turn
+    assert AutoTokenizer.from_pretrained(tiny_model).chat_template == tok.chat_template  # one template for both
+
+
+def test_templates_that_rewrite_the_assistant_turn_are_counted(tiny_model, caplog):
+    """Qwen3-Thinking: the generation prompt opens <think>, so a sample is 'reasoning</think>answer'; the template
+    renders that as sampled, but an unclosed reasoning block (cut off by the token cap) is moved into an empty
+    <think></think>: counted and warned. Llama 3.1 trims the content: a sample ending in whitespace differs."""
+    from transformers import AutoTokenizer
+
+    from simplesd.prompts import chat_text
+    from simplesd.train import check_rendering
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+
+    def rows(*outputs):
+        return [{"prompt": [{"role": "user", "content": "Write f."}], "completion": [{"role": "assistant", "content": o}]}
+                for o in outputs]
+
+    tok.chat_template = QWEN3_THINKING
+    assert chat_text(tok, "Write f.").endswith("<|im_start|>assistant\n<think>\n")
+    done = "plan the loop\n</think>\n\n```python\nprint(1)\n```"
+    assert check_rendering(tok, rows(done), "x")["rendered_differently"] == 0
+    caplog.clear()
+    r = check_rendering(tok, rows(done, "plan the loop and then"), "x")
+    assert r["rendered_differently"] == 1 and r["first_difference"]["row"] == 2
+    assert "renders 1 of 2 rows differently" in caplog.text
+    tok.chat_template = LLAMA_31
+    assert check_rendering(tok, rows("```python\nprint(1)\n```"), "x")["rendered_differently"] == 0
+    assert check_rendering(tok, rows("print(1)\n\n"), "x")["rendered_differently"] == 1

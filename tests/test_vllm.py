@@ -156,7 +156,7 @@ def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):
     assert sorted((r["prompt_id"], r["sample_index"]) for r in recs) == sorted(
         (json.loads(line)["question_id"], k) for line in prompts.read_text().splitlines() for k in range(2))
     keys = ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens", "completion_tokens",
-            "seed", "shard", "kind", "meta"]
+            "truncated", "looping", "has_code", "has_think", "seed", "shard", "kind", "meta"]
     assert all(list(r) == keys for r in recs)  # the transformers backend's record, field for field
     for r in recs:
         assert 1 <= r["completion_tokens"] <= 64

@@ -16,7 +16,8 @@ from .config import SSDConfig, describe, load_config, to_yaml
 from .io import InputError
 
 _SECTIONS = {
-    "sample": ("model", "prompts", "sample"),
+    "sample": ("model", "prompts", "sample", "eval"),  # eval: the benchmark the prompts are decontaminated against
+    "decontaminate": ("prompts",),
     "filter": ("filter",),
     "train": ("model", "train"),
     "run": ("model", "prompts", "sample", "filter", "train", "eval", "analyze", "pipeline", "output_dir"),
@@ -56,13 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = _parser_for(sub, "sample", "step 1: draw N samples per problem from the frozen model",
-                    "Samples cfg.sample.n solutions per problem into sharded JSONL with a manifest. Rerunning the "
-                    "same command after a crash continues where it stopped.")
+                    "Samples cfg.sample.n solutions per problem into sharded JSONL with a manifest. The problems are "
+                    "deduplicated, checked against the benchmark eval.* evaluates on (decontamination; OUT/prompts.json "
+                    "lists what was dropped), shuffled by prompts.seed and capped first. Each sample is seeded from "
+                    "(sample.seed, prompt id, sample index) and flagged truncated/looping/has_code/has_think. "
+                    "Rerunning the same command after a crash continues where it stopped.")
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
     p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--worker", metavar="I/N", help="be replica I of N: write only the missing shards I, I+N, ... "
                    "(one per node on a shared --out; then run once without --worker to write the manifest)")
+
+    p = _parser_for(sub, "decontaminate", "flag training prompts that overlap benchmark problems",
+                    "Checks every problem of a prompt file (any format `ssd sample` reads) against benchmark "
+                    "problem statements: flagged when they share a run of prompts.ngram words (13; lower-cased, "
+                    "whitespace and punctuation collapsed) or are equal after that normalisation. Writes "
+                    "OUT/clean.jsonl (the records kept, as given), OUT/report.json (flagged: index, prompt_id, "
+                    "benchmark, task_id, matched_ngrams, exact, example; counts) and OUT/manifest.json. `ssd sample` "
+                    "and `ssd run` do the same against the problems they evaluate on (prompts.decontaminate).")
+    p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
+    p.add_argument("--against", action="append", default=[], metavar="BENCH:PATH", required=True,
+                   help="benchmark to check against: humaneval:FILE or livecodebench:FILE (repeat for more)")
+    p.add_argument("--out", required=True, help="output directory")
 
     p = _parser_for(sub, "filter", "step 2: drop empty and shortest samples, write train.jsonl",
                     "Filters samples (a `ssd sample` directory or a JSONL file) into train.jsonl "
@@ -286,14 +302,28 @@ def _dispatch(args) -> int:
     if args.command == "estimate":
         return _estimate(args)
     if args.command == "sample":
-        from .sample import parse_worker, sample
+        from .prompts import prompt_story
+        from .sample import FLAGS, parse_worker, sample
 
         worker = parse_worker(args.worker)
         m = sample(_config(args), args.out, progress=progress, worker=worker)
         if m is None:
             print(f"sample: worker {args.worker} done -> {args.out}")
         else:
-            print(f"sample: {m['counts']['samples']} samples for {m['counts']['problems']} problems -> {args.out}")
+            c = m["counts"]
+            print(f"sample: {c['samples']} samples for {c['problems']} problems -> {args.out} "
+                  f"({', '.join(f'{f} {c.get(f, 0)}' for f in FLAGS)})")
+            if m.get("prompts"):
+                print(f"  prompts: {prompt_story(m['prompts'])} (see {args.out}/prompts.json)")
+    elif args.command == "decontaminate":
+        from .decontaminate import decontaminate
+
+        m = decontaminate(_config(args).prompts, args.against, args.out)
+        c = m["counts"]
+        print(f"decontaminate: {c['flagged']} of {c['prompts']} prompts flagged, {c['kept']} kept -> {args.out}/clean.jsonl")
+        for bench, b in m["by_benchmark"].items():
+            print(f"  {bench}: {b['flagged_prompts']} prompts overlap {b['matched_problems']} of {b['problems']} problems "
+                  f"({b['exact']} exact copies); details in {args.out}/report.json")
     elif args.command == "filter":
         from .filter import filter_samples
 

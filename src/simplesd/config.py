@@ -45,8 +45,16 @@ class PromptsConfig:
     split: str = _f("train", "Split to load when `path` is a hub id.")
     subset: str | None = _f(None, "Dataset configuration (subset) name when `path` is a hub id, e.g. seed_sft for microsoft/rStar-Coder.")
     format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
-    max_prompts: int | None = _f(None, "Use only the first N problems (after loading, in file order).")
-    offset: int = _f(0, "Skip the first N problems (before max_prompts): a later slice of the same file (`pipeline.round_prompts=fresh` moves it each round).")
+    dedup: bool = _f(True, "Drop repeated problems: the same statement (question + starter code) exactly, or after lower-casing and collapsing whitespace and punctuation; the first is kept.")
+    shuffle: bool = _f(True, "Order the problems by a seeded hash of their id before offset and max_prompts, so a cap takes a random subset that stays the same when the file grows or is reordered. false = file order.")
+    seed: int = _f(0, "Seed of that shuffle.")
+    max_prompts: int | None = _f(None, "Use only the first N problems (after dedup, decontamination and the shuffle).")
+    offset: int = _f(0, "Skip the first N problems (before max_prompts): a later slice of the same order (`pipeline.round_prompts=fresh` moves it each round).")
+    decontaminate: bool = _f(True, "Drop problems that overlap a benchmark problem: the one eval.benchmark evaluates on (its selection) and those in prompts.decontaminate_against. The sample directory's prompts.json lists them.")
+    decontaminate_against: list[str] = _f([], "More benchmarks to check the problems against, each BENCH:PATH (humaneval:FILE, livecodebench:FILE), every problem in the file.")
+    keep_contaminated: bool = _f(False, "Keep flagged problems anyway (a warning says how many; the counts stay in the manifest and report).")
+    ngram: int = _f(13, "Decontamination: a problem is flagged when it shares a run of this many words (lower-cased, punctuation and whitespace collapsed) with a benchmark problem, or equals one after that normalisation.")
+    ngram_common: int = _f(5, "Decontamination: word n-grams found in this many benchmark problems or more, or in this many training problems or more, are boilerplate (e.g. AtCoder's 'the input is given from standard input in the following format', a common constraints line), not evidence. 0 = count every n-gram.")
 
 
 @dataclass
@@ -74,7 +82,10 @@ class SampleConfig:
 class FilterConfig:
     drop_empty: bool = _f(True, "Drop samples whose output is empty or whitespace.")
     drop_shortest_fraction: float = _f(0.1, "Drop this fraction of the remaining samples, shortest (in output tokens) first.")
-    require_code_block: bool = _f(False, "Drop samples without a fenced code block (off in the paper).")
+    require_code_block: bool = _f(False, "Drop samples without a fenced code block the grader would run (flag has_code; off in the paper).")
+    drop_truncated: bool = _f(False, "Drop samples that hit sample.max_new_tokens without ending (flag truncated; the paper kept them).")
+    drop_looping: bool = _f(False, "Drop samples that end in a repeated unit (flag looping; the paper kept them).")
+    require_think: bool = _f(False, "Drop samples without a reasoning block, <think> or </think> (flag has_think): a Thinking model's sample cut off before it finished reasoning. Off in the paper.")
     dedup: bool = _f(False, "Drop exact duplicate (prompt, output) pairs, keeping the first.")
     holdout_fraction: float = _f(0.02, "Not in the paper: set aside this fraction of the kept prompts (at least one, seeded by prompt id) in heldout.jsonl, untrained, for `ssd analyze`. 0 = train on every kept sample.")
 
@@ -347,6 +358,14 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("prompts.max_prompts", "must be >= 1 or null")
     if cfg.prompts.offset < 0:
         bad("prompts.offset", "must be >= 0")
+    if cfg.prompts.ngram < 1:
+        bad("prompts.ngram", "must be >= 1 (13 is the usual)")
+    if cfg.prompts.ngram_common < 0:
+        bad("prompts.ngram_common", "must be >= 0 (0 = count every n-gram)")
+    for i, item in enumerate(cfg.prompts.decontaminate_against):
+        bench, _, path = item.partition(":")
+        if bench not in ("humaneval", "livecodebench") or not path:
+            bad(f"prompts.decontaminate_against[{i}]", f"expected humaneval:PATH or livecodebench:PATH, got {item!r}")
     pl = cfg.pipeline
     if pl.rounds < 1:
         bad("pipeline.rounds", "must be >= 1")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import EvalConfig, SSDConfig, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, read_jsonl, require_field, write_json
-from .manifest import fingerprint, stage_is_done, write_manifest
+from .manifest import fingerprint, stage_is_done, versions, write_manifest
 from .metrics import paired_difference, summarize
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def check(benchmark: str, problems_path: str, solutions_path: str | Path, out_di
     out_dir = Path(out_dir)
     atomic_write_jsonl(out_dir / "verdicts.jsonl", rows)
     summary = {"benchmark": benchmark, "problems_file": str(problems_path), "solutions_file": str(solutions_path),
-               **summary_of(problems, rows), "grader": grader, "seconds": round(time.time() - t0, 3)}
+               **summary_of(problems, rows), "grader": grader, "versions": versions(), "seconds": round(time.time() - t0, 3)}
     write_json(out_dir / "summary.json", summary)
     inputs = {"problems": fingerprint_path(problems_path), "solutions": fingerprint_path(solutions_path)}
     write_manifest(out_dir, stage="check", fp=fingerprint("check", to_dict(ecfg), inputs), config=to_dict(ecfg),
@@ -125,7 +125,8 @@ def check(benchmark: str, problems_path: str, solutions_path: str | Path, out_di
 
 
 def _selected_problems(cfg: SSDConfig, out_dir: Path):
-    """Loads the benchmark, applies the LiveCodeBench window, and writes the selection as a prompt file."""
+    """Loads the benchmark, applies the LiveCodeBench window, and writes the selection as a prompt file.
+    Returns the problems and the selection's description (settings, problem counts per month and difficulty)."""
     from .execute.benchmarks import load_benchmark, select_window
 
     e = cfg.eval
@@ -134,14 +135,31 @@ def _selected_problems(cfg: SSDConfig, out_dir: Path):
     if not e.problems:
         raise InputError("config key 'eval.problems': set the benchmark's problem file")
     problems = load_benchmark(e.benchmark, e.problems)
+    selection = {"problems_in_file": len(problems)}
     if e.benchmark == "livecodebench":
         chosen = select_window(problems, e.start_month, e.end_month, e.difficulties or None)
+        what = (f"the window {e.start_month}..{e.end_month}"
+                f"{' with difficulty ' + ','.join(e.difficulties) if e.difficulties else ''}")
         if not chosen:
-            raise InputError(f"{e.problems}: no problem in the window {e.start_month}..{e.end_month}"
-                             f"{' with difficulty ' + ','.join(e.difficulties) if e.difficulties else ''}")
+            raise InputError(f"{e.problems}: no problem in {what} (config keys eval.start_month, eval.end_month, "
+                             f"eval.difficulties; the file's contest months run {_month_range(problems)})")
+        if len(chosen) == len(problems) and (e.start_month or e.end_month or e.difficulties):
+            log.warning("evaluate: %s selects all %d problems of %s, the same as no selection: check that the file "
+                        "is the release you meant (its contest months run %s)", what, len(problems), e.problems,
+                        _month_range(problems))
+            selection["warning"] = f"{what} selects every problem in the file"
+        selection.update(start_month=e.start_month, end_month=e.end_month, difficulties=e.difficulties)
         problems = chosen
+    selection["problems"] = len(problems)
+    selection["by_month"] = dict(sorted(Counter((p.contest_date or "")[:7] or "unknown" for p in problems).items()))
+    selection["by_difficulty"] = dict(sorted(Counter(p.difficulty or "unknown" for p in problems).items()))
     atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
-    return problems
+    return problems, selection
+
+
+def _month_range(problems) -> str:
+    months = sorted((p.contest_date or "")[:7] for p in problems if p.contest_date)
+    return f"{months[0]}..{months[-1]}" if months else "(no contest dates)"
 
 
 def _longest_prompt(cfg: SSDConfig) -> int:
@@ -162,7 +180,7 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
     e = cfg.eval
     temps = e.temperatures or [e.temperature]
     out_dir.mkdir(parents=True, exist_ok=True)
-    problems = _selected_problems(cfg, out_dir)
+    problems, selection = _selected_problems(cfg, out_dir)
     results = {}
     loaded = None  # the model is loaded once for the whole sweep, and only if some temperature needs sampling
     for t in temps:
@@ -172,6 +190,9 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         scfg.prompts.path = str(out_dir / "problems.jsonl")
         scfg.prompts.format = e.benchmark if e.benchmark == "humaneval" else "livecodebench"
         scfg.prompts.max_prompts, scfg.prompts.offset, scfg.prompts.subset = None, 0, None
+        # the benchmark as selected, every problem once: no dedup, no shuffle, nothing to decontaminate against
+        scfg.prompts.dedup = scfg.prompts.shuffle = scfg.prompts.decontaminate = False
+        scfg.prompts.decontaminate_against = []
         s = scfg.sample
         s.temperature, s.top_k, s.top_p, s.min_p = t, e.top_k, e.top_p, e.min_p
         s.n = 1 if t == 0 else e.n  # greedy draws the same sequence every time
@@ -188,12 +209,13 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         solutions = [(r["prompt_id"], r["output"]) for _, r in iter_samples(tdir / "samples")]
         rows, grader = grade(problems, solutions, e, progress)
         atomic_write_jsonl(tdir / "verdicts.jsonl", rows)
-        summary = {"benchmark": e.benchmark, "model": model, "temperature": t,
+        summary = {"benchmark": e.benchmark, "problems_file": e.problems, "model": model, "temperature": t,
                    "decoding": {"temperature": t, "top_k": e.top_k, "top_p": e.top_p, "min_p": e.min_p, "n": s.n,
-                                "max_new_tokens": e.max_new_tokens, "seed": e.seed},
-                   "selection": {"start_month": e.start_month, "end_month": e.end_month,
-                                 "difficulties": e.difficulties, "problems": len(problems)},
-                   **summary_of(problems, rows), "grader": grader}
+                                "max_new_tokens": e.max_new_tokens, "seed": e.seed,
+                                "per_sample_seeds": "sample_seed(seed, task_id, sample index)", "backend": s.backend,
+                                "chat_template": cfg.model.chat_template or "the tokenizer's own"},
+                   "selection": selection,
+                   **summary_of(problems, rows), "grader": grader, "versions": versions()}
         write_json(tdir / "summary.json", summary)
         write_manifest(tdir, stage="grade", fp=fp, config=to_dict(e), inputs=inputs,
                        outputs=["verdicts.jsonl", "summary.json"], counts=summary["verdicts"],

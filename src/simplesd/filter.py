@@ -1,10 +1,12 @@
 """Step 2: filter, barely. No verifier, no tests, no teacher.
 
-In order: drop empty outputs; optionally drop outputs without a fenced code block; optionally drop exact
-duplicate (prompt, output) pairs; then drop the shortest `drop_shortest_fraction` of what remains (by output
-tokens, ties broken by input order, floor(fraction x count) samples). Writes `train.jsonl` with one
+In order: drop empty outputs; optionally drop samples by their flags (truncated, looping, without a code block,
+without a reasoning block: all off by default, as in the paper); optionally drop exact duplicate (prompt, output)
+pairs; then drop the shortest `drop_shortest_fraction` of what remains (by output tokens, ties broken by input
+order, floor(fraction x count) samples). Flags are the sampler's (`sample.sample_flags`); records written by
+another tool without them get them from their text. Writes `train.jsonl` with one
 `{"messages": [user, assistant]}` per kept sample (the user turn is the sampler's prompt, byte for byte),
-`stats.json` (kept / dropped by reason, length histograms) and `manifest.json`.
+`stats.json` (kept / dropped by reason, flag counts, length histograms overall and per flag) and `manifest.json`.
 
 Not in the paper: `holdout_fraction` of the kept prompts (chosen by a hash of the prompt id, so the same
 prompts whatever the file order) go to `heldout.jsonl` instead of `train.jsonl`: the run's own samples that
@@ -16,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import time
 from pathlib import Path
 
 from .config import FilterConfig, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, write_json
 from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
-from .sample import iter_samples
+from .sample import FLAGS, iter_samples, sample_flags
 
 log = logging.getLogger(__name__)
 
-CODE_BLOCK = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
+# (flag, config switch, reason, whether the flag is what drops: True) in the order they apply
+FLAG_RULES = (("truncated", "drop_truncated", "truncated", True), ("looping", "drop_looping", "looping", True),
+              ("has_code", "require_code_block", "no_code_block", False), ("has_think", "require_think", "no_think", False))
+REASONS = ["empty", "truncated", "looping", "no_code_block", "no_think", "duplicate", "shortest"]
 _REQUIRED = {"prompt_id": str, "prompt": str, "output": str, "completion_tokens": int}
 
 
@@ -58,11 +62,12 @@ def select(records: list[dict], cfg: FilterConfig) -> tuple[list[int], dict[int,
             if not records[i]["output"].strip():
                 dropped[i] = "empty"
         alive = [i for i in alive if i not in dropped]
-    if cfg.require_code_block:
-        for i in alive:
-            if not CODE_BLOCK.search(records[i]["output"]):
-                dropped[i] = "no_code_block"
-        alive = [i for i in alive if i not in dropped]
+    for flag, switch, reason, drop_when in FLAG_RULES:
+        if getattr(cfg, switch):
+            for i in alive:
+                if records[i][flag] == drop_when:
+                    dropped[i] = reason
+            alive = [i for i in alive if i not in dropped]
     if cfg.dedup:
         seen = set()
         for i in alive:
@@ -100,6 +105,8 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
     records = []
     for where, r in iter_samples(samples):
         _validate(where, r)
+        if any(f not in r for f in FLAGS):
+            r.update(sample_flags(r["output"], r.get("finish_reason", "stop")))
         records.append(r)
     if not records:
         raise InputError(f"{samples}: no samples to filter")
@@ -118,13 +125,13 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
     atomic_write_jsonl(out_dir / "heldout.jsonl", rows(i for i in kept if records[i]["prompt_id"] in held))
     atomic_write_jsonl(out_dir / "train.jsonl", rows(i for i in kept if records[i]["prompt_id"] not in held))
 
-    reasons = ["empty", "no_code_block", "duplicate", "shortest"]
     lengths = [r["completion_tokens"] for r in records]
     all_hist = histogram(lengths)
     stats = {
         "total": len(records),
         "kept": len(kept),
-        "dropped": {reason: sum(1 for v in dropped.values() if v == reason) for reason in reasons},
+        "dropped": {reason: sum(1 for v in dropped.values() if v == reason) for reason in REASONS},
+        "flags": {f: {"all": sum(bool(r[f]) for r in records), "kept": sum(bool(records[i][f]) for i in kept)} for f in FLAGS},
         "finish_reason": {fr: sum(1 for r in records if r.get("finish_reason") == fr) for fr in ("stop", "length")},
         "kept_prompts": len({records[i]["prompt_id"] for i in kept}),
         "held_out": sum(records[i]["prompt_id"] in held for i in kept),
@@ -133,6 +140,8 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
             "all": all_hist,
             "kept": histogram([lengths[i] for i in kept], edges=all_hist["edges"]),
             "dropped": histogram([lengths[i] for i in dropped], edges=all_hist["edges"]),
+            # samples with each flag, kept or not, on the same bins
+            **{f: histogram([x for x, r in zip(lengths, records) if r[f]], edges=all_hist["edges"]) for f in FLAGS},
             "shortest_kept": min(lengths[i] for i in kept),
             "mean_kept": round(sum(lengths[i] for i in kept) / len(kept), 2),
         },
@@ -143,6 +152,7 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
         outputs=["train.jsonl", "heldout.jsonl", "stats.json"],
         counts={"total": stats["total"], "kept": stats["kept"], "held_out": stats["held_out"],
                 "train_rows": stats["kept"] - stats["held_out"],
-                **{f"dropped_{k}": v for k, v in stats["dropped"].items()}},
+                **{f"dropped_{k}": v for k, v in stats["dropped"].items()},
+                **{f"flag_{f}": v["all"] for f, v in stats["flags"].items()}},
         timings={"total": time.time() - t0},
     )

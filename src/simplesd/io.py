@@ -98,7 +98,7 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     n = 0
     try:
         for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")  # default: dates etc. from Parquet
             n += 1
         _commit(f, tmp, path)
     except BaseException:

@@ -45,6 +45,11 @@ def git_commit() -> str | None:
     return r.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def versions() -> dict[str, str]:
+    """Python's and the packages' versions, for results people compare (evaluation summaries)."""
+    return {"python": sys.version.split()[0], **package_versions()}
+
+
 def environment() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],

@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import SSDConfig, to_dict, to_yaml
 from .filter import filter_samples
 from .io import atomic_write_text, write_json
+from .prompts import prompt_story
 from .sample import sample
 from .train import train
 
@@ -40,6 +41,8 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
     steps = 5 if cfg.eval.benchmark else 3
     echo(f"[1/{steps}] sample  -> {out / 'sample'}")
     stages["sample"] = sample(cfg, out / "sample", progress=progress)
+    if stages["sample"].get("prompts"):
+        echo(f"        prompts: {prompt_story(stages['sample']['prompts'])} ({out / 'sample' / 'prompts.json'})")
     echo(f"[2/{steps}] filter  -> {out / 'filter'}")
     stages["filter"] = filter_samples(out / "sample", cfg.filter, out / "filter")
     echo(f"[3/{steps}] train   -> {out / 'train'}")
@@ -81,6 +84,7 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
         "tuned_model": str(tuned),
         "trained_from": train_from or cfg.model.name_or_path,
         "config": to_dict(cfg),
+        "prompts": stages["sample"].get("prompts"),  # read, duplicates, contaminated (dropped or kept), selected
         "evaluated": evaluation is not None,
         "evaluation": evaluation,
         "stages": {

@@ -151,18 +151,29 @@ def analysis_plots(df, summary: dict, out_dir: Path, examples: int = 3) -> list[
 
 
 def length_plot(stats: dict, path: Path) -> Path:
+    """Left: lengths kept and dropped (stacked). Right: lengths of the samples with each flag, on the same bins."""
     plt = _plt()
     h = stats["length_tokens"]
     edges = h["all"]["edges"]
     centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
     width = (edges[1] - edges[0]) if len(edges) > 1 else 1
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    flags = [f for f in ("truncated", "looping", "has_code", "has_think") if f in h]
+    fig, axes = plt.subplots(1, 2 if flags else 1, figsize=(12 if flags else 7, 3.2), squeeze=False)
+    ax = axes[0][0]
     ax.bar(centers, h["kept"]["counts"], width, color=MODEL_COLORS["tuned"], label="kept")
     ax.bar(centers, h["dropped"]["counts"], width, bottom=h["kept"]["counts"], color="#d62728", label="dropped")
     ax.set_xlabel("sample length (output tokens)")
     ax.set_ylabel("samples")
     ax.set_title("sample lengths, kept and dropped by the filter")
     ax.legend()
+    if flags:
+        ax = axes[0][1]
+        for f, color in zip(flags, ("#d62728", "#9467bd", "#2ca02c", "#ff7f0e")):
+            ax.step(edges, [0] + h[f]["counts"], where="pre", color=color, label=f"{f} ({sum(h[f]['counts'])})")
+        ax.set_xlabel("sample length (output tokens)")
+        ax.set_ylabel("samples")
+        ax.set_title("samples with each flag")
+        ax.legend()
     return _save(fig, path)
 
 

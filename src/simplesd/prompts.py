@@ -9,10 +9,16 @@ The user turn is built with one of the paper's two templates (stdin/stdout probl
 problems, as in LiveCodeBench and apple/ml-ssd) and then rendered with the model's own chat template.
 Sampling and training both go through `user_prompt` and the same tokenizer chat template, so the model is
 trained on exactly the context it sampled from.
+
+`select_prompts` is the prompt set's hygiene before sampling: duplicates (exact and normalised) dropped,
+decontamination against benchmark problems (an index from `decontaminate`), a seeded stable shuffle, offset and
+cap, with counts of each.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -139,28 +145,137 @@ def _records(path: str, split: str, subset: str | None = None) -> Iterator[tuple
         yield f"{path}{'/' + subset if subset else ''}[{split}]:row {i}", row
 
 
-def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None,
-                  subset: str | None = None, offset: int = 0) -> list[Problem]:
+def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: str | None = None) -> list[tuple[str, dict, Problem]]:
+    """(location, record as given, Problem) for every record of a problem file or dataset, in its order."""
     if not path:
         raise InputError("no problem set given (set prompts.path or pass --prompts)")
-    problems: list[Problem] = []
-    seen: dict[str, str] = {}
+    rows = []
     for i, (where, rec) in enumerate(_records(path, split, subset)):
-        if i < offset:
-            continue
-        if max_prompts is not None and len(problems) >= max_prompts:
-            break
         f = fmt if fmt != "auto" else detect_format(rec)
         if f is None:
             raise InputError(
                 f"{where}: cannot tell the record format (expected 'question', 'question_content' or "
                 f"'prompt'+'entry_point'); set prompts.format"
             )
-        prob = problem_from_record(rec, f, where, i)
+        rows.append((where, rec, problem_from_record(rec, f, where, i)))
+    if not rows:
+        raise InputError(f"{path}: no problems found")
+    return rows
+
+
+def _check_unique_ids(rows) -> None:
+    seen: dict[str, str] = {}
+    for where, _, prob in rows:
         if prob.id in seen:
             raise InputError(f"{where}: duplicate problem id '{prob.id}' (first at {seen[prob.id]})")
         seen[prob.id] = where
-        problems.append(prob)
+
+
+def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompts: int | None = None,
+                  subset: str | None = None, offset: int = 0) -> list[Problem]:
+    """Problems in file order, ids unique; no dedup, no shuffle (benchmarks, analysis). Sampling goes through
+    `select_prompts`."""
+    rows = read_problems(path, fmt, split, subset)
+    _check_unique_ids(rows)
+    problems = [p for _, _, p in rows[offset:]][:max_prompts]
     if not problems:
         raise InputError(f"{path}: no problems found" + (f" after the first {offset} (prompts.offset)" if offset else ""))
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prompt hygiene: what is compared, duplicates, the seeded shuffle, the cap
+
+
+def statement(problem: Problem) -> str:
+    """The problem's own text (not the template around it): question and starter code; for HumanEval-format
+    records only the prompt, as the question is our fixed sentence."""
+    if "entry_point" in problem.meta:
+        return problem.starter_code
+    return problem.question + ("\n" + problem.starter_code if problem.starter_code.strip() else "")
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words: runs of letters and digits; whitespace, punctuation and underscores separate them."""
+    return _WORD.findall(text.lower())
+
+
+def shuffle_key(seed: int, problem_id: str) -> str:
+    """A problem's place in the seeded shuffle: depends on its id alone, so adding or reordering problems in the
+    file does not move the others."""
+    return hashlib.sha256(f"simplesd-shuffle:{seed}:{problem_id}".encode()).hexdigest()
+
+
+@dataclass
+class PromptSet:
+    """The problems a sample run uses, and what happened to the rest (for prompts.json, manifests, the report)."""
+
+    problems: list[Problem]
+    records: list[dict]  # the input records of `problems`, as given
+    counts: dict
+    duplicates: list[dict]
+    flagged: list[dict]
+    checked_against: dict  # the decontamination index's settings and benchmarks; empty when not checked
+
+
+def select_prompts(pcfg, index=None) -> PromptSet:
+    """`prompts.*` applied in order: read every record; drop exact and normalised duplicates (prompts.dedup,
+    first kept); drop problems the decontamination `index` flags (unless prompts.keep_contaminated); shuffle
+    stably by seed (prompts.shuffle); skip prompts.offset; keep prompts.max_prompts. Empty at the end = error.
+    Indices in the reports are positions in the input file."""
+    rows = [(i, *row) for i, row in enumerate(read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset))]
+    counts = {"read": len(rows)}
+    duplicates: list[dict] = []
+    if pcfg.dedup:
+        exact: dict[str, str] = {}
+        normal: dict[str, str] = {}
+        kept = []
+        for i, where, rec, prob in rows:
+            text = statement(prob)
+            norm = " ".join(words(text))
+            first, kind = (exact[text], "exact") if text in exact else (normal.get(norm), "normalised")
+            if first is not None:
+                duplicates.append({"index": i, "prompt_id": prob.id, "duplicate_of": first, "kind": kind})
+                continue
+            exact[text] = normal[norm] = prob.id
+            kept.append((i, where, rec, prob))
+        counts["exact_duplicates"] = sum(d["kind"] == "exact" for d in duplicates)
+        counts["normalised_duplicates"] = sum(d["kind"] == "normalised" for d in duplicates)
+        rows = kept
+    _check_unique_ids([r[1:] for r in rows])
+    flagged: list[dict] = []
+    checked: dict = {}
+    if index is not None:
+        flagged = index.flag([r[3] for r in rows], [r[0] for r in rows])
+        checked = index.describe()
+        hit = {f["index"] for f in flagged}
+        counts["contaminated"] = len(hit)
+        counts["contaminated_kept"] = len(hit) if pcfg.keep_contaminated else 0
+        if not pcfg.keep_contaminated:
+            rows = [r for r in rows if r[0] not in hit]
+    counts["clean"] = len(rows)
+    if pcfg.shuffle:
+        rows = sorted(rows, key=lambda r: shuffle_key(pcfg.seed, r[3].id))
+    chosen = rows[pcfg.offset:][: pcfg.max_prompts]
+    counts.update(offset=min(pcfg.offset, len(rows)), selected=len(chosen))
+    if not chosen:
+        raise InputError(f"{pcfg.path}: no prompts left to sample on ({prompt_story(counts)}); nothing would be trained")
+    return PromptSet([r[3] for r in chosen], [r[2] for r in chosen], counts, duplicates, flagged, checked)
+
+
+def prompt_story(counts: dict) -> str:
+    """select_prompts' counts in one line: read, duplicates, contaminated, offset (and selected)."""
+    parts = [f"{counts['read']} read"]
+    dups = counts.get("exact_duplicates", 0) + counts.get("normalised_duplicates", 0)
+    if dups:
+        parts.append(f"{dups} duplicates dropped")
+    if counts.get("contaminated"):
+        parts.append(f"{counts['contaminated']} contaminated" + (" (kept)" if counts.get("contaminated_kept") else " dropped"))
+    if counts.get("offset"):
+        parts.append(f"{counts['offset']} skipped by prompts.offset")
+    if "selected" in counts:
+        parts.append(f"{counts['selected']} selected")
+    return ", ".join(parts)

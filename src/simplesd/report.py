@@ -163,20 +163,57 @@ def _headline(doc: _Doc, run: Path) -> None:
             doc.p(f"{name}: {s['findings']['statement']}.")
 
 
+def _prompts(doc: _Doc, run: Path) -> None:
+    """What the sample stage did to the prompt set: duplicates, decontamination, the cap."""
+    rep = _read(run / "sample" / "prompts.json")
+    if not rep:
+        return
+    doc.h(2, "Prompts")
+    c = rep["counts"]
+    d = rep.get("decontamination", {})
+    doc.table(["read", "exact duplicates", "normalised duplicates", "contaminated", "clean", "skipped (offset)", "sampled on"],
+              [[c["read"], c.get("exact_duplicates", "-"), c.get("normalised_duplicates", "-"),
+                c.get("contaminated", "not checked"), c["clean"], c.get("offset", 0), c["selected"]]])
+    if d.get("checked") is False:
+        doc.p(f"Decontamination: not checked ({d['why']}).")
+        return
+    st = d["settings"]
+    against = "; ".join(f"{b['benchmark']} ({b['problems']} problems"
+                        + (f", {b['selection']['start_month']}..{b['selection']['end_month']}" if b.get("selection") else "")
+                        + ")" for b in st["benchmarks"])
+    doc.p(f"Decontamination against {against}: a prompt is flagged when it shares a run of {st['ngram']} words "
+          f"(lower-cased, punctuation and whitespace collapsed, mostly its own words) with a benchmark problem, or "
+          f"equals one; n-grams in {st['ngram_common']}+ problems are boilerplate ({st['ignored_common_ngrams']} in the "
+          f"benchmark, {st.get('ignored_common_in_prompts', 0)} in the prompts). {d['counts']['flagged']} flagged, "
+          f"{d['action']}.")
+    if c.get("contaminated_kept"):
+        doc.p(f"WARNING: {c['contaminated_kept']} contaminated prompts were KEPT (prompts.keep_contaminated): the "
+              "evaluation on the problems they match is not clean.")
+    if d["flagged"]:
+        rows = [[f["prompt_id"], f["benchmark"], f["task_id"], f["matched_ngrams"], "yes" if f["exact"] else "",
+                 f["example"][:90]] for f in d["flagged"][:20]]
+        doc.table(["prompt", "benchmark", "problem", "shared n-grams", "exact", "first shared run"], rows)
+        if len(d["flagged"]) > 20:
+            doc.p(f"... {len(d['flagged']) - 20} more in sample/prompts.json.")
+
+
 def _samples(doc: _Doc, run: Path) -> None:
     stats = _read(run / "filter" / "stats.json")
     if not stats:
         return
     doc.h(2, "Samples and filter")
     d = stats["dropped"]
-    doc.table(["samples", "kept", "held out (analysis)", "trained on", "dropped empty", "dropped shortest",
-               "dropped no code", "dropped duplicate", "finish stop", "finish length (hit the cap)"],
+    doc.table(["samples", "kept", "held out (analysis)", "trained on", "finish stop", "finish length (hit the cap)"],
               [[stats["total"], stats["kept"], stats.get("held_out", 0), stats["kept"] - stats.get("held_out", 0),
-                d["empty"], d["shortest"], d["no_code_block"], d["duplicate"], stats["finish_reason"]["stop"],
-                stats["finish_reason"]["length"]]])
+                stats["finish_reason"]["stop"], stats["finish_reason"]["length"]]])
+    doc.table(["dropped: " + k.replace("_", " ") for k in d], [list(d.values())])
+    flags = stats.get("flags")
+    if flags:
+        doc.table(["flag", "samples", "kept"], [[f, v["all"], v["kept"]] for f, v in flags.items()])
     from .plots import length_plot
 
-    doc.image(length_plot(stats, doc.files / "lengths.png"), "Sample lengths (output tokens), kept vs dropped")
+    doc.image(length_plot(stats, doc.files / "lengths.png"),
+              "Sample lengths (output tokens), kept vs dropped, and the samples with each flag")
 
 
 def _training(doc: _Doc, run: Path) -> None:
@@ -227,6 +264,11 @@ def _evaluation(doc: _Doc, run: Path) -> None:
               f"samples per problem and T_eval (greedy: 1); top-k {dec.get('top_k')}, top-p {dec.get('top_p')}, min-p "
               f"{dec.get('min_p')}, max {dec.get('max_new_tokens')} new tokens, seed {dec.get('seed')}. pass@k is "
               "unbiased (Chen et al.); brackets are bootstrap 95 % CIs over problems.")
+        sel = s.get("selection", {})
+        if sel.get("by_month"):
+            doc.p("Problems by contest month: " + ", ".join(f"{m} {n}" for m, n in sel["by_month"].items())
+                  + "; by difficulty: " + ", ".join(f"{k} {n}" for k, n in sel["by_difficulty"].items())
+                  + (f". WARNING: {sel['warning']}." if sel.get("warning") else "."))
     ks = sorted({k for t in tables.values() for row in t["by_temperature"].values() for k in row},
                 key=lambda k: int(k.split("@")[1]))
     temps = sorted({t for v in tables.values() for t in v["by_temperature"]}, key=float)
@@ -348,6 +390,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     _evaluation(doc, run)
     _testbed(doc, run)
     _analysis(doc, run)
+    _prompts(doc, run)
     _samples(doc, run)
     _training(doc, run)
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>SSD run report: "

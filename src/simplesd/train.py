@@ -46,6 +46,33 @@ def read_train_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def check_rendering(tokenizer, rows: list[dict], where: str) -> dict:
+    """Whether the chat template renders each training row as the sampler's context followed by the sample itself.
+
+    Training sees template([user, assistant]); sampling saw template([user], generation prompt) and then wrote
+    the output. They agree when the first is the second plus the output verbatim (plus the end-of-turn). A
+    template that rewrites the assistant turn (e.g. a Thinking template moving an unclosed reasoning block into
+    an empty <think></think>) breaks that: such rows are counted, in the manifest, with a warning."""
+    from .prompts import chat_text
+
+    differ, example = 0, None
+    for i, row in enumerate(rows):
+        context = chat_text(tokenizer, row["prompt"][0]["content"])
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+        if not full.startswith(context + row["completion"][0]["content"]):
+            differ += 1
+            if example is None:
+                cut = len(context) if full.startswith(context) else 0
+                example = {"row": i + 1, "sampled": (context + row["completion"][0]["content"])[cut : cut + 120],
+                           "trained": full[cut : cut + 120]}
+    if differ:
+        log.warning("WARNING: %s: the chat template renders %d of %d rows differently from what was sampled (row %d: "
+                    "sampled %r, trained on %r); the model is trained on text it did not generate",
+                    where, differ, len(rows), example["row"], example["sampled"], example["trained"])
+    return {"rows": len(rows), "rendered_as_sampled": len(rows) - differ, "rendered_differently": differ,
+            "first_difference": example}
+
+
 def _precision(name: str) -> tuple[bool, bool]:
     """(bf16, fp16) for SFTConfig."""
     import torch
@@ -248,6 +275,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         write_json(state_file, {"fingerprint": fp})
 
     trainer, tokenizer, accum = build_trainer(cfg, train_file, out_dir, progress)
+    rendering = check_rendering(tokenizer, read_train_rows(train_file), str(train_file))
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
@@ -290,6 +318,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         "final_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,
         "mean_tokens_per_second": round(sum(tps) / len(tps), 2) if tps else None,
+        "rows_rendered_differently": rendering["rendered_differently"],
     }
     write_json(out_dir / "log_history.json", trainer.state.log_history)
     outputs = ["model", "log_history.json"] + (["adapter"] if cfg.train.lora.enabled else [])
@@ -303,5 +332,5 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
                "weights_dtype": str(weights_dtype(cfg)).removeprefix("torch."),
                "distributed": str(trainer.accelerator.distributed_type).removeprefix("DistributedType."),
                "fsdp": bool(trainer.is_fsdp_enabled), "deepspeed": bool(trainer.is_deepspeed_enabled),
-               "peak_gpu_memory_gb": peak_gpu_memory_gb()},
+               "peak_gpu_memory_gb": peak_gpu_memory_gb(), "chat_template_rendering": rendering},
     )

@@ -56,7 +56,14 @@ def decode_private_tests(blob: str) -> list[dict]:
     return json.loads(text)
 
 
-def _lcb_problem(rec: dict, where: str) -> Problem:
+def _lcb_problem(rec: dict, where: str, tests: bool = True) -> Problem:
+    """`tests=False` reads the statement and selection fields only (decontamination): the private tests are the
+    expensive part to decode."""
+    if not tests:
+        if not isinstance(rec.get("question_content"), str):
+            raise InputError(f"{where}: missing or non-string field 'question_content'")
+        return Problem(task_id=str(rec.get("question_id", "")), benchmark="livecodebench", difficulty=rec.get("difficulty"),
+                       contest_date=rec.get("contest_date"), raw=rec)
     for key in ("question_id", "public_test_cases", "private_test_cases"):
         if key not in rec:
             raise InputError(f"{where}: missing field '{key}'")
@@ -86,7 +93,7 @@ def _lcb_problem(rec: dict, where: str) -> Problem:
     )
 
 
-def _humaneval_problem(rec: dict, where: str) -> Problem:
+def _humaneval_problem(rec: dict, where: str, tests: bool = True) -> Problem:
     for key in ("task_id", "prompt", "entry_point", "test"):
         if not isinstance(rec.get(key), str):
             raise InputError(f"{where}: missing or non-string field '{key}'")
@@ -94,8 +101,9 @@ def _humaneval_problem(rec: dict, where: str) -> Problem:
                    test=rec["test"], canonical_solution=rec.get("canonical_solution", ""), raw=rec)
 
 
-def load_benchmark(benchmark: str, path: str) -> list[Problem]:
-    """Problems from a local JSONL(.gz) file, or (LiveCodeBench) from the hub when `path` is the hub id."""
+def load_benchmark(benchmark: str, path: str, tests: bool = True) -> list[Problem]:
+    """Problems from a local JSONL(.gz) file, or (LiveCodeBench) from the hub when `path` is the hub id.
+    `tests=False`: statements and selection fields only."""
     make = {"livecodebench": _lcb_problem, "humaneval": _humaneval_problem}.get(benchmark)
     if make is None:
         raise InputError(f"unknown benchmark {benchmark!r} (humaneval or livecodebench)")
@@ -112,10 +120,10 @@ def load_benchmark(benchmark: str, path: str) -> list[Problem]:
             ds = datasets.load_dataset(path, data_files=files, split="train")
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{path}: cannot load from the hub ({str(e).splitlines()[0]})") from None
-        return [make(dict(r), f"{path}:row {i}") for i, r in enumerate(ds)]
+        return [make(dict(r), f"{path}:row {i}", tests) for i, r in enumerate(ds)]
     problems, seen = [], set()
     for lineno, rec in read_jsonl(p):
-        prob = make(rec, f"{p}:{lineno}")
+        prob = make(rec, f"{p}:{lineno}", tests)
         if prob.task_id in seen:
             raise InputError(f"{p}:{lineno}: duplicate task_id '{prob.task_id}'")
         seen.add(prob.task_id)
