@@ -89,7 +89,8 @@ class NgramIndex:
         self.targets: list[dict] = []
         self.grams: dict[tuple[str, ...], list[int]] = defaultdict(list)
         self.exact: dict[str, list[int]] = defaultdict(list)
-        self.ignored = 0
+        self.ignored = 0  # boilerplate n-grams of the benchmark (in `common`+ of its problems)
+        self.ignored_in_prompts = 0  # and of the training problems, found by `flag`
 
     def add(self, target: Target) -> None:
         texts = benchmark_statements(target)
@@ -98,6 +99,8 @@ class NgramIndex:
             j = len(self.problems)
             self.problems.append((target.benchmark, task_id))
             w = words(text)
+            if not w:  # nothing to match (and an empty n-gram would match everything)
+                continue
             self.exact[" ".join(w)].append(j)
             # a benchmark text shorter than n words is indexed whole: found only inside a longer training text
             n = min(self.n, len(w))
@@ -116,7 +119,7 @@ class NgramIndex:
 
     def describe(self) -> dict:
         return {"ngram": self.n, "ngram_common": self.common, "ignored_common_ngrams": self.ignored,
-                "ignored_common_in_prompts": getattr(self, "ignored_in_prompts", 0), "benchmarks": self.targets}
+                "ignored_common_in_prompts": self.ignored_in_prompts, "benchmarks": self.targets}
 
     def flag(self, problems: list[Problem], indices: list[int] | None = None) -> list[dict]:
         """One entry per (training problem, benchmark problem) pair that overlaps, in input order.
