@@ -10,7 +10,7 @@ from simplesd.train import build_trainer, train
 
 def test_loss_on_assistant_tokens_and_eos_only(tmp_path, tiny_model):
     data = write_train_file(tmp_path / "train.jsonl", 2)
-    trainer, tok, accum = build_trainer(train_config(tiny_model), data, tmp_path / "out", progress=False)
+    trainer, tok, accum, _ = build_trainer(train_config(tiny_model), data, tmp_path / "out", progress=False)
     assert accum == 2  # effective 4 = 2 per device x 2 accumulation steps
     row = trainer.train_dataset[0]
     ids, labels = row["input_ids"], row["labels"]
@@ -98,7 +98,7 @@ def test_qlora_trains_on_a_4bit_base_and_merges_into_a_plain_model(tmp_path, tin
     cfg = train_config(tiny_model, epochs=4)
     cfg.train.lora.enabled = cfg.train.lora.load_in_4bit = True
     cfg.train.lora.r, cfg.train.lora.alpha = 4, 8
-    trainer, _, _ = build_trainer(cfg, data, tmp_path / "probe", progress=False)
+    trainer, _, _, _ = build_trainer(cfg, data, tmp_path / "probe", progress=False)
     quantized = [n for n, mod in trainer.model.named_modules() if isinstance(mod, bnb.nn.Linear4bit)]
     assert len(quantized) >= 14 and all(".base_layer" in n for n in quantized)  # every adapted linear is 4-bit
     assert trainer.model.get_nb_trainable_parameters()[0] < 0.2 * trainer.model.get_nb_trainable_parameters()[1]
@@ -160,7 +160,7 @@ def test_packing_keeps_samples_apart(tmp_path, tiny_model):
     import torch
 
     data = write_train_file(tmp_path / "train.jsonl", 6)
-    trainer, tok, _ = build_trainer(train_config(tiny_model, packing=True, per_device_batch_size=1, effective_batch_size=1),
+    trainer, tok, _, _ = build_trainer(train_config(tiny_model, packing=True, per_device_batch_size=1, effective_batch_size=1),
                                     data, tmp_path / "out", progress=False)
     batch = next(iter(trainer.get_train_dataloader()))
     pos = batch["position_ids"][0]
@@ -285,7 +285,8 @@ def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_mod
     assert {problems[r["prompt_id"]].kind for r in rows} == {"stdin", "starter"} and len(rows) == 12
     for r in rows:
         assert r["messages"][0]["content"] == records[r["prompt_id"]]["prompt"] == user_prompt(problems[r["prompt_id"]])
-    trainer, tok, _ = build_trainer(cfg, tmp_path / "f" / "train.jsonl", tmp_path / "t", progress=False)
+    trainer, tok, _, rendering = build_trainer(cfg, tmp_path / "f" / "train.jsonl", tmp_path / "t", progress=False)
+    assert rendering["rendered_differently"] == 0 and rendering["rows"] == 12
     eot = tok.convert_tokens_to_ids("<|im_end|>")
     by_prompt = {r["messages"][0]["content"]: r for r in rows}
     for ex in trainer.train_dataset:

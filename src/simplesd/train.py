@@ -85,7 +85,8 @@ def _precision(name: str) -> tuple[bool, bool]:
 
 
 def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True):
-    """The configured SFTTrainer (not yet trained), its tokenizer, and the accumulation steps used."""
+    """The configured SFTTrainer (not yet trained), its tokenizer, the accumulation steps used, and how the chat
+    template renders the rows (`check_rendering`)."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig
@@ -158,7 +159,7 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback):
             cb.logging_dir = str(out_dir / "tensorboard")
-    return trainer, tokenizer, accum
+    return trainer, tokenizer, accum, check_rendering(tokenizer, rows, str(train_file))
 
 
 def weights_dtype(cfg: SSDConfig, for_merge: bool = False):
@@ -274,8 +275,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(state_file, {"fingerprint": fp})
 
-    trainer, tokenizer, accum = build_trainer(cfg, train_file, out_dir, progress)
-    rendering = check_rendering(tokenizer, read_train_rows(train_file), str(train_file))
+    trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
