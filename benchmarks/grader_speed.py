@@ -92,11 +92,14 @@ def main() -> None:
         pool.close()
 
     print(f"\n{args.workers} programs at a time; pool start with its sandbox self-test: {start_s:.2f} s (not in the table)\n")
-    print("| programs | n | test cases | passed | reference s | ours s | reference tests/s | ours tests/s | speed-up | same verdicts |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cg = pool.sandbox_info["cgroups"]
+    print(f"sandbox: {pool.sandbox_info['root']}, cgroups {cg['version'] or 'none (' + cg['why_not'] + ')'}\n")
+    print("| programs | n | test cases | passed | reference s | ours s | reference programs/s | ours programs/s | "
+          "reference tests/s | ours tests/s | speed-up | same verdicts |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, n, tests, passed, ref_s, ours_s, agree in rows:
-        print(f"| {label} | {n} | {tests} | {passed} | {ref_s:.2f} | {ours_s:.2f} | {tests / ref_s:.0f} | "
-              f"{tests / ours_s:.0f} | {ref_s / ours_s:.1f}x | {agree}/{n} |")
+        print(f"| {label} | {n} | {tests} | {passed} | {ref_s:.2f} | {ours_s:.2f} | {n / ref_s:.1f} | {n / ours_s:.1f} | "
+              f"{tests / ref_s:.0f} | {tests / ours_s:.0f} | {ref_s / ours_s:.1f}x | {agree}/{n} |")
 
 
 if __name__ == "__main__":

@@ -37,11 +37,21 @@ def stdio(code, inputs, expected, timeout=2.0, **kw):
 
 # --- the comparison and extraction rules, one by one ------------------------------------------------------
 
-def test_code_is_the_last_fenced_block():
-    assert rules.extract_code("a\n```python\nx = 1\n```\nthen\n```py\ny = 2\n```") == "y = 2\n"
-    assert rules.extract_code("```\nz = 3\n```") == "z = 3\n"
+def test_code_extraction_is_lcb_runners():
+    """lcb_runner's rule: the lines between the last two lines that hold a fence, whatever else they hold."""
+    assert rules.extract_code("a\n```python\nx = 1\n```\nthen\n```py\ny = 2\n```") == "y = 2"
+    assert rules.extract_code("```\nz = 3\n```") == "z = 3"
     assert rules.extract_code("no code at all") is None
-    assert rules.extract_code("```python3\nx = 1\n```") is None  # letters only after the fence, as the reference
+    assert rules.extract_code("```python\nx = 1") is None  # one fence line: no code
+    assert rules.extract_code("```python3\nx = 1\n```") == "x = 1"  # extracted officially
+    # a stray fence line after the program: the official rule takes the text between it and the closing fence
+    stray = "```python\nprint(1)\n```\nRun it with:\n```"
+    assert rules.extract_code(stray) == "Run it with:"
+    # the lenient rule (opt-in) takes the last well-formed block
+    assert rules.extract_code(stray, "lenient") == "print(1)\n"
+    assert rules.extract_code("```python3\nx = 1\n```", "lenient") is None
+    with pytest.raises(ValueError):
+        rules.extract_code("x", "loose")
 
 
 def test_stdio_rules():

@@ -258,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from .execute.sandbox import SandboxError
+
     try:
         return _dispatch(args)
-    except InputError as e:
-        print(f"ssd: error: {e}", file=sys.stderr)
+    except (InputError, SandboxError) as e:  # bad input, or a machine that cannot host the grading sandbox
+        print(f"ssd: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 

@@ -134,6 +134,7 @@ class EvalConfig:
     difficulties: list[str] = _f([], "LiveCodeBench difficulties to keep (easy, medium, hard); empty = all.")
     timeout: float | None = _f(None, "Seconds per test (LiveCodeBench; default 6, as the paper's runner) or per program (HumanEval; default 3).")
     early_exit: bool = _f(True, "Stop a program's tests at its first failure (the reference does).")
+    extraction: str = _f("official", "How code is taken from a response: official (lcb_runner's: the lines between the last two lines holding a fence) or lenient (the last well-formed ```lang block).")
     workers: int | None = _f(None, "Grading processes (default: one per available core).")
     memory_mb: int = _f(4096, "Address-space limit per program, MB.")
     temperature: float = _f(0.6, "T_eval, tuned separately from T_train (ml-ssd's default is 0.6).")
@@ -323,6 +324,8 @@ def validate(cfg: SSDConfig) -> SSDConfig:
             bad(f"{prefix}.n", "must be >= 1")
         if sec.max_new_tokens < 1:
             bad(f"{prefix}.max_new_tokens", "must be >= 1")
+    if cfg.eval.extraction not in ("official", "lenient"):
+        bad("eval.extraction", f"must be official or lenient, got {cfg.eval.extraction!r}")
     if s.batch_size < 1:
         bad("sample.batch_size", "must be >= 1")
     if s.shard_size < 1:

@@ -53,7 +53,7 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
         row = {"task_id": tid, "index": seen[tid], "verdict": "no_code", "tests_passed": 0,
                "tests_total": tests_total(prob), "seconds": 0.0}
         seen[tid] += 1
-        job = make_job(prob, completion, timeout, ecfg.early_exit)
+        job = make_job(prob, completion, timeout, ecfg.early_exit, ecfg.extraction)
         if job is not None:
             jobs.append(job)
             slots.append(len(rows))
@@ -68,8 +68,36 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
                 if res.get("detail"):
                     rows[slot]["detail"] = res["detail"]
     return rows, {"timeout_s": timeout, "timeout_applies_to": "each test" if problems[0].benchmark != "humaneval"
-                  else "the whole program", "early_exit": ecfg.early_exit, "memory_mb": ecfg.memory_mb,
+                  else "the whole program", "early_exit": ecfg.early_exit, "extraction": ecfg.extraction,
+                  "timeouts_may_differ_by_machine": True, "memory_mb": ecfg.memory_mb,
                   "workers": ecfg.workers, "sandbox": info}
+
+
+def preflight(cfg: SSDConfig, model: str, echo=None) -> None:
+    """What would otherwise fail after hours, checked in seconds before any long stage: the model's config and
+    tokenizer load, and (when the run evaluates) the grading sandbox starts and passes its self-test. A machine
+    that cannot host the sandbox is a SandboxError: one line naming what is missing."""
+    import copy
+
+    from transformers import AutoConfig
+
+    from .execute.pool import GraderPool, Limits
+    from .models import load_tokenizer
+
+    mcfg = copy.copy(cfg.model)
+    mcfg.name_or_path = model
+    load_tokenizer(mcfg)
+    try:
+        AutoConfig.from_pretrained(model, revision=mcfg.revision, trust_remote_code=mcfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{model}: cannot load the model's config ({str(e).splitlines()[0]})") from None
+    if cfg.eval.benchmark:
+        with GraderPool(workers=1, limits=Limits(memory_mb=cfg.eval.memory_mb)) as pool:
+            cg = pool.sandbox_info["cgroups"]
+        if echo:
+            limits = (f"cgroup {cg['version']} limits per program" if cg["version"] else
+                      f"no cgroups ({cg['why_not']}): memory, CPU and task limits are per process")
+            echo(f"        grader: sandbox self-test passed; {limits}")
 
 
 def correct_by_problem(rows: list[dict]) -> dict[str, list[bool]]:
@@ -172,12 +200,15 @@ def _longest_prompt(cfg: SSDConfig) -> int:
     return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
 
 
-def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True) -> dict:
-    """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature."""
+def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True, check_first: bool = True) -> dict:
+    """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature.
+    `check_first`: run `preflight` before sampling (`ssd run` did it before its first stage)."""
     from .sample import iter_samples, load_engine, release, sample, sample_inputs
 
     out_dir = Path(out_dir)
     e = cfg.eval
+    if check_first:
+        preflight(cfg, model)
     temps = e.temperatures or [e.temperature]
     out_dir.mkdir(parents=True, exist_ok=True)
     problems, selection = _selected_problems(cfg, out_dir)

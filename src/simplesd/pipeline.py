@@ -39,6 +39,11 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
     t0 = time.time()
 
     steps = 5 if cfg.eval.benchmark else 3
+    from .evaluate import preflight
+
+    echo(f"checks: {cfg.model.name_or_path}'s config and tokenizer"
+         f"{', the grading sandbox' if cfg.eval.benchmark else ''} (before any long stage)")
+    preflight(cfg, cfg.model.name_or_path, echo)
     echo(f"[1/{steps}] sample  -> {out / 'sample'}")
     stages["sample"] = sample(cfg, out / "sample", progress=progress)
     if stages["sample"].get("prompts"):
@@ -59,7 +64,7 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
         results = {}
         for i, (name, model) in enumerate((("base", cfg.model.name_or_path), ("tuned", str(tuned))), start=4):
             echo(f"[{i}/{steps}] evaluate {name} on {cfg.eval.benchmark} -> {out / 'eval' / name}")
-            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress)
+            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress, check_first=False)
         evaluation = {**results, "best_vs_best_pass@1": compare_runs(out / "eval" / "base", out / "eval" / "tuned")}
         write_json(out / "eval" / "comparison.json", evaluation)
         d = evaluation["best_vs_best_pass@1"]

@@ -14,7 +14,6 @@ import base64
 import io
 import json
 import pickle
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,15 +147,13 @@ def select_window(problems: list[Problem], start: str | None, end: str | None, d
     return out
 
 
-def humaneval_program(problem: Problem, completion: str) -> str:
-    """The program to run: the completion's last fenced block if it has one, else the completion itself;
-    a program that defines the entry point stands alone, otherwise it continues the prompt."""
-    code = extract_code(completion)
+def humaneval_program(problem: Problem, completion: str, extraction: str = "official") -> str:
+    """The program to run, as human-eval runs it: the prompt, then the completion. A chat model's fenced
+    answer contributes its code (which may redefine the function; helpers the prompt defines stay available,
+    HumanEval/38's decode_cyclic calls encode_cyclic)."""
+    code = extract_code(completion, extraction)
     code = completion if code is None else code
-    if re.search(rf"^def\s+{re.escape(problem.entry_point)}\s*\(", code, re.MULTILINE):
-        imports = [line for line in problem.prompt.splitlines() if re.match(r"(from\s+\S+\s+)?import\s", line)]
-        return "\n".join(imports + [code])  # the prompt's imports (typing names in signatures) stay available
-    return problem.prompt + code
+    return problem.prompt + ("" if problem.prompt.endswith("\n") else "\n") + code
 
 
 def default_timeout(benchmark: str) -> float:
@@ -164,16 +161,18 @@ def default_timeout(benchmark: str) -> float:
     return 3.0 if benchmark == "humaneval" else 6.0
 
 
-def make_job(problem: Problem, response: str, timeout: float | None = None, early_exit: bool = True) -> Job | None:
-    """The grading job for one response, or None when there is no code to run (verdict no_code)."""
+def make_job(problem: Problem, response: str, timeout: float | None = None, early_exit: bool = True,
+             extraction: str = "official") -> Job | None:
+    """The grading job for one response, or None when there is no code to run (verdict no_code).
+    `extraction`: how code is taken from the response (rules.extract_code)."""
     timeout = timeout or default_timeout(problem.benchmark)
     if problem.benchmark == "humaneval":
         if not response.strip():
             return None
-        return Job("humaneval", humaneval_program(problem, response), timeout=timeout,
+        return Job("humaneval", humaneval_program(problem, response, extraction), timeout=timeout,
                    entry_point=problem.entry_point,
                    secret={"prompt": problem.prompt, "test": problem.test, "entry_point": problem.entry_point})
-    code = extract_code(response)
+    code = extract_code(response, extraction)
     if code is None:
         return None
     call = bool(problem.fn_name)

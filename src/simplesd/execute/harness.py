@@ -175,6 +175,7 @@ def run(job: dict, out_fd: int, in_fd: int) -> None:
         send(out_fd, _error(e))
         return
 
+    sys.set_int_max_str_digits(rules.INT_DIGITS)
     reference_guard(exit_too=kind == "humaneval")
     try:
         module = types.ModuleType("tmp_sol")

@@ -3,8 +3,12 @@
 Everything here is pure (no execution). The rules follow LiveCodeBench's `testing_util.py` as used by the
 paper's evaluation (apple/ml-ssd), so verdicts match the reference:
 
-- Code is the last fenced block of the response: ```` ```lang\\n ... ``` ```` where `lang` is letters only
-  (a ```` ```python3 ```` fence is not a code block there, nor here).
+- Code is what lcb_runner's `extract_code` takes: the lines between the last two lines that hold a fence
+  (```` ``` ````), whatever else those lines hold (```` ```python3 ````, a stray fence after the program);
+  fewer than two such lines is no code. `extraction="lenient"` (opt-in) takes the last well-formed fenced
+  block instead (```` ```lang\\n ... ``` ```` with `lang` letters only).
+- Programs may convert integers of up to 50,000 digits to and from strings (lcb_runner raises Python's
+  limit of 4,300 to that).
 - stdin/stdout programs: a trailing `if __name__ == '__main__':` block is unwrapped, all non-import statements
   are wrapped in one function (called once per test) behind a fixed block of star imports, stdin is replaced by
   the test's input, stdout captured. Comparison: strip the whole output, split into lines, strip each line;
@@ -21,6 +25,8 @@ import re
 from decimal import Decimal, InvalidOperation
 
 FENCE = re.compile(r"```(?:[a-zA-Z]*)\n(.*?)```", re.DOTALL)
+EXTRACTIONS = ("official", "lenient")
+INT_DIGITS = 50_000  # lcb_runner's sys.set_int_max_str_digits
 
 IMPORT_BLOCK = (
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
@@ -34,10 +40,19 @@ IMPORT_BLOCK = (
 WRAPPED = "wrapped_function"
 
 
-def extract_code(response: str) -> str | None:
-    """The last fenced code block of a model response, or None when there is none."""
-    blocks = FENCE.findall(response)
-    return blocks[-1] if blocks else None
+def extract_code(response: str, extraction: str = "official") -> str | None:
+    """The program in a model response, or None when there is none. official: lcb_runner's rule, the lines
+    between the last two lines holding a fence; lenient: the last well-formed ```lang block."""
+    if extraction == "lenient":
+        blocks = FENCE.findall(response)
+        return blocks[-1] if blocks else None
+    if extraction != "official":
+        raise ValueError(f"unknown extraction rule {extraction!r} (one of {', '.join(EXTRACTIONS)})")
+    lines = response.split("\n")
+    fences = [i for i, line in enumerate(lines) if "```" in line]
+    if len(fences) < 2:
+        return None
+    return "\n".join(lines[fences[-2] + 1:fences[-1]])
 
 
 def unwrap_main_guard(code: str) -> str:

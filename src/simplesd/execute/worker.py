@@ -1,15 +1,22 @@
 """The grading worker: a pre-forked, pre-imported, sandboxed process that grades one program at a time.
 
-Started by `GraderPool` as `python -m simplesd.execute.worker CONFIG` with an empty environment. It enters its
-namespaces once (sandbox.isolate_worker), then for each job:
+Started by `GraderPool` as `python -m simplesd.execute.worker CONFIG` with an empty environment. It opens its
+cgroup files, enters its sandbox once (sandbox.isolate_worker), and forks a **zygote** before it handles any
+job. For each job:
 
-    worker --fork--> supervisor --unshare(PID, mount)--fork--> program (PID 1 of its own namespace)
+    worker --(pipes, over a unix socket)--> zygote --fork--> supervisor --unshare(PID, mount, IPC)--fork--> program
 
-The program process mounts its own /proc, enters its work directory, takes its rlimits, drops to the worker's
-unprivileged uid, installs seccomp and runs `harness.run`, which streams what the program produced per test.
-Only after the fork does the worker ask the pool for the expected outputs (LiveCodeBench) or the test code
-(HumanEval), so the program's memory never holds them. The worker compares, enforces the per-test wall-clock
-limit, stops at the first failure (unless told not to), kills the program's PID namespace and reaps everything.
+The zygote never holds a job: it only forks. The supervisor (a fresh fork of the zygote) reads this one job from
+the worker, joins the slot's cgroup and forks the program, PID 1 of its own namespaces. The program sets up its
+own /proc and /tmp, its rlimits, uid and seccomp, tells the worker "ok" on a setup pipe that it closes before
+any of its code runs (so only the sandbox itself can report a sandbox failure), then runs `harness.run`, which
+streams what the program produced per test. Only after the fork does the worker ask the pool for the expected
+outputs (LiveCodeBench) or the test code (HumanEval); they never enter a process a program is forked from. The
+worker compares, enforces the per-test wall-clock limit, stops at the first failure (unless told not to), and
+kills the program's PID namespace.
+
+Everything a program writes is untrusted: records are size-capped and parsed defensively (any failure is that
+program's `runtime_error`), every text that reaches a verdict is valid UTF-8 and capped.
 
 Protocol with the pool (length-prefixed JSON on the worker's stdin/stdout):
   pool -> {"kind", "code", "inputs"|"entry_point", "fn_name", "timeout", "early_exit", "limits"}
@@ -25,19 +32,24 @@ import builtins
 import json
 import os
 import select
-import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
+import warnings
 
-from . import harness, rules, sandbox
+from . import cgroups, harness, rules, sandbox
 
 # Imported here once so that each forked program finds them loaded (the reference's import block and more).
 import bisect, collections, copy, datetime, decimal, fractions, functools, heapq, io, itertools, math  # noqa: E401,F401,E402
 import operator, random, re, statistics, string, typing, unittest.mock, array, queue, threading  # noqa: E401,F401,E402
 
+
 HEADER = harness.HEADER
+DETAIL_CAP = 1000  # characters of any text a program influences that reach a verdict
+RECORD_SLACK = 1 << 16  # a record's framing and fields beyond the output itself
+SETUP_SECONDS = 30.0  # for the program's sandbox setup (mounts, limits): milliseconds normally
 
 
 class _Deadline(Exception):
@@ -45,48 +57,61 @@ class _Deadline(Exception):
 
 
 class _Gone(Exception):
-    pass
+    """The program's end of the pipe closed: it exited or was killed."""
 
 
-def _recv_until(fd: int, deadline: float, cap: int = 64 << 20):
-    """One framed record from the program, or _Deadline / _Gone (the program exited, crashed or sent garbage:
-    records can be forged by the program, so nothing in them is trusted beyond being data)."""
-    def read_exact(n):
-        buf = b""
-        while len(buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Deadline
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                raise _Deadline
-            chunk = os.read(fd, min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise _Gone
-            buf += chunk
-        return buf
+class _Garbage(Exception):
+    """The program wrote something that is not a record an honest harness writes."""
 
-    size = HEADER.unpack(read_exact(HEADER.size))[0]
+
+def clean_text(text, cap: int = DETAIL_CAP) -> str:
+    """Valid UTF-8 (a lone surrogate becomes its escape), at most `cap` characters."""
+    text = text if isinstance(text, str) else repr(text)
+    if len(text) > cap:
+        text = text[:cap] + f"... [{len(text) - cap} more characters]"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise _Deadline
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise _Gone
+        got += k
+    return bytes(buf)
+
+
+def _recv_until(fd: int, deadline: float, cap: int) -> dict:
+    """One framed record from the program, or _Deadline / _Gone / _Garbage. Nothing in a record is trusted
+    beyond being data: it can be forged by the program."""
+    size = HEADER.unpack(_read_exact(fd, HEADER.size, deadline))[0]
     if size > cap:
-        raise _Gone  # a record no honest harness sends (the harness caps outputs itself)
+        raise _Garbage(f"a record of {size} bytes (at most {cap})")
+    body = _read_exact(fd, size, deadline)
     try:
-        rec = json.loads(read_exact(size))
-    except ValueError:
-        raise _Gone from None
+        rec = json.loads(body)
+    except Exception as e:  # noqa: BLE001 - ValueError, RecursionError (200 kB of "["), MemoryError
+        raise _Garbage(f"an unreadable record ({type(e).__name__})") from None
     if not isinstance(rec, dict) or not isinstance(rec.get("status"), str):
-        raise _Gone
+        raise _Garbage("a record that is not a status object")
     return rec
 
 
-def _program_process(job: dict, cfg: dict, workdir: str, out_fd: int, in_fd: int) -> None:
-    """In the program's own PID and mount namespace: lock down, then run the harness. Never returns."""
+def _program_process(job: dict, cfg: dict, out_fd: int, in_fd: int, setup_fd: int) -> None:
+    """In the program's own PID, mount and IPC namespaces: lock down, say so on the setup pipe and close it,
+    then run the harness. Never returns."""
     try:
-        sandbox.mount("proc", "/proc", "proc", sandbox.MS_NOSUID | sandbox.MS_NODEV | sandbox.MS_NOEXEC)
-        os.chdir(workdir)
+        sandbox.isolate_program(cfg["tmp_mb"], cfg["visible"])
+        os.chdir("/tmp")
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        keep = sorted({0, 1, 2, out_fd, in_fd})
+        keep = sorted({0, 1, 2, out_fd, in_fd, setup_fd})
         prev = -1
         for fd in keep + [1 << 16]:
             if prev + 1 < fd:  # an empty range would close everything (close_range with last = -1)
@@ -97,17 +122,19 @@ def _program_process(job: dict, cfg: dict, workdir: str, out_fd: int, in_fd: int
         sandbox.drop_privileges(cfg["uid"])
         sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
         os.environ.clear()
-        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8",
-                           "TMPDIR": workdir})
-        tempfile.tempdir = workdir
+        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+                           "TMPDIR": "/tmp"})
+        tempfile.tempdir = "/tmp"
         seccomp = sandbox.install_seccomp()
         if cfg["require_seccomp"] and not seccomp:
             raise sandbox.SandboxError("no seccomp filter for this architecture")
     except BaseException as e:  # noqa: BLE001
         try:
-            harness.send(out_fd, {"status": "sandbox_error", "error": f"{type(e).__name__}: {e}"})
+            os.write(setup_fd, f"{type(e).__name__}: {e}".encode(errors="replace")[:2000])
         finally:
             os._exit(70)
+    os.write(setup_fd, b"ok")
+    os.close(setup_fd)  # from here on the program's own code runs: it cannot speak for the sandbox
     try:
         harness.run(job, out_fd, in_fd)
     except BaseException as e:  # noqa: BLE001 - the program broke the harness: a runtime error of the program
@@ -118,30 +145,92 @@ def _program_process(job: dict, cfg: dict, workdir: str, out_fd: int, in_fd: int
     os._exit(0)
 
 
-def _supervise(job: dict, cfg: dict, workdir: str, fds: dict) -> None:
-    """Between worker and program: enters the new PID + mount namespace, forks the program, reports its pid
-    and, once it is gone, its wait status. Never returns."""
+def _supervise(cfg: dict, cgroup_fds: list[int], out_w: int, in_r: int, pid_w: int, setup_w: int) -> None:
+    """A fresh fork of the zygote: reads its one job, joins the slot's cgroup, enters new PID, mount and IPC
+    namespaces, forks the program, reports its pid and, once it is gone, its wait status. Never returns."""
     try:
         sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
-        for name in ("out_r", "in_w", "pid_r"):
-            os.close(fds[name])
-        sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS)
+        job = harness.recv(in_r)
+        if job is None:
+            os._exit(0)
+        try:
+            for fd in cgroup_fds:
+                os.write(fd, str(os.getpid()).encode())
+        except OSError as e:
+            os.write(setup_w, f"cannot join the program's cgroup: {e}".encode(errors="replace"))
+            os._exit(72)
+        for fd in cgroup_fds:
+            os.close(fd)
+        sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS | sandbox.CLONE_NEWIPC)
         pid = os.fork()
         if pid == 0:
-            os.close(fds["pid_w"])
-            _program_process(job, cfg, workdir, fds["out_w"], fds["in_r"])
-        os.close(fds["out_w"])
-        os.close(fds["in_r"])
-        os.write(fds["pid_w"], f"{pid}\n".encode())
+            os.close(pid_w)
+            _program_process(job, cfg, out_w, in_r, setup_w)
+        del job
+        for fd in (out_w, in_r, setup_w):
+            os.close(fd)
+        os.write(pid_w, f"{pid}\n".encode())
         _, status = os.waitpid(pid, 0)
-        os.write(fds["pid_w"], f"{status}\n".encode())
-    except BaseException:  # noqa: BLE001
+        os.write(pid_w, f"{status}\n".encode())
+    except BaseException as e:  # noqa: BLE001
+        try:
+            os.write(setup_w, f"supervisor: {type(e).__name__}: {e}".encode(errors="replace")[:2000])
+        except OSError:
+            pass
         os._exit(71)
     os._exit(0)
 
 
-def _exit_kind(status: int | None) -> str:
-    """How the program process ended, from its wait status."""
+class Zygote:
+    """The process every program's supervisor is forked from: forked from the worker before the worker handled
+    any job, it receives nothing but the four pipe ends of each new job (over a unix socket) and forks."""
+
+    def __init__(self, cfg: dict, cgroup_fds: list[int], close_in_child: list[int]):
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            self.sock.close()
+            for fd in close_in_child:
+                os.close(fd)
+            _zygote_loop(child, cfg, cgroup_fds)
+        child.close()
+        self.pid = pid
+
+    def spawn(self, fds: list[int]) -> None:
+        socket.send_fds(self.sock, [b"s"], fds)
+
+
+def _zygote_loop(sock: socket.socket, cfg: dict, cgroup_fds: list[int]) -> None:
+    try:
+        sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+        while True:
+            _reap_orphans()
+            msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
+            if not msg:
+                break
+            if len(fds) != 4:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if os.fork() == 0:
+                sock.close()
+                _supervise(cfg, cgroup_fds, *fds)
+            for fd in fds:
+                os.close(fd)
+    except BaseException:  # noqa: BLE001
+        pass
+    while True:  # the worker is gone: wait for the last supervisor, then leave
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+    os._exit(0)
+
+
+def _exit_kind(status: int | None, oom: bool) -> str:
+    """How the program process ended, from its wait status and whether its cgroup saw an OOM kill."""
+    if oom:
+        return "memory"
     if status is None:
         return "runtime_error"
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
@@ -149,41 +238,54 @@ def _exit_kind(status: int | None) -> str:
     return "runtime_error"
 
 
+def _read_setup(fd: int, deadline: float) -> str:
+    """What the program's setup (or its supervisor) said: "ok", an error, or "" when it ended silently."""
+    buf = b""
+    while len(buf) < 4096:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return "the program's sandbox setup did not finish in time"
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
+
+
 class Worker:
-    def __init__(self, cfg: dict, to_pool: int, from_pool: int):
+    def __init__(self, cfg: dict, to_pool: int, from_pool: int, zygote: Zygote, oom_fd: int | None):
         self.cfg, self.to_pool, self.from_pool = cfg, to_pool, from_pool
-        self.seq = 0
+        self.zygote, self.oom_fd = zygote, oom_fd
 
     def grade(self, job: dict) -> dict:
-        self.seq += 1
-        workdir = tempfile.mkdtemp(prefix=f"p{self.seq}-", dir="/tmp")
-        if os.getuid() == 0 and self.cfg["uid"]:
-            try:
-                os.chown(workdir, self.cfg["uid"], self.cfg["uid"])
-            except PermissionError:
-                pass
-        fds = {}
-        fds["out_r"], fds["out_w"] = os.pipe()
-        fds["in_r"], fds["in_w"] = os.pipe()
-        fds["pid_r"], fds["pid_w"] = os.pipe()
         t0 = time.monotonic()
-        sup = os.fork()
-        if sup == 0:
-            os.close(self.to_pool)
-            os.close(self.from_pool)
-            _supervise(job, self.cfg, workdir, fds)
-        for name in ("out_w", "in_r", "pid_w"):
-            os.close(fds[name])
+        self.cap = job["output_cap"] + RECORD_SLACK
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe()
+        pid_r, pid_w = os.pipe()
+        setup_r, setup_w = os.pipe()
+        try:
+            self.zygote.spawn([out_w, in_r, pid_w, setup_w])
+        finally:
+            for fd in (out_w, in_r, pid_w, setup_w):
+                os.close(fd)
+        fds = {"out_r": out_r, "in_w": in_w}
+        oom_before = cgroups.oom_kills(self.oom_fd) if self.oom_fd is not None else 0
         program_pid, result = None, None
         try:
-            line = _read_line(fds["pid_r"])
+            try:
+                harness.send(in_w, job)
+            except BrokenPipeError:
+                pass  # the supervisor ended before it read the job: it said why on the setup pipe
+            line = _read_line(pid_r)
             program_pid = int(line) if line else None
             harness.send(self.to_pool, {"status": "forked"})
             spec = harness.recv(self.from_pool)
             if spec is None:
                 raise SystemExit(0)
-            if program_pid is None:
-                result = {"verdict": "sandbox_error", "detail": "the program process did not start"}
+            setup = _read_setup(setup_r, time.monotonic() + SETUP_SECONDS)
+            if program_pid is None or setup != "ok":
+                result = {"verdict": "sandbox_error", "detail": f"the program's sandbox did not start: {setup or 'no reason given'}"}
             elif job["kind"] == "humaneval":
                 result = self._humaneval(job, spec, fds)
             else:
@@ -192,39 +294,47 @@ class Worker:
             # the supervisor writes the program's wait status once it has reaped it: a program that ended on its
             # own gets a moment to report how; one still running is killed now
             wait = 0.5 if result and result.get("_needs_status") else 0
-            if program_pid is not None and not select.select([fds["pid_r"]], [], [], wait)[0]:
+            if program_pid is not None and not select.select([pid_r], [], [], wait)[0]:
                 try:
                     os.kill(program_pid, signal.SIGKILL)  # PID 1 of its namespace: takes every descendant along
                 except ProcessLookupError:
                     pass
-            status_line = _read_line(fds["pid_r"])
-            os.waitpid(sup, 0)
-            for name in ("out_r", "in_w", "pid_r"):
+            status_line = _read_line(pid_r)
+            for fd in (out_r, in_w, pid_r, setup_r):
                 try:
-                    os.close(fds[name])
+                    os.close(fd)
                 except OSError:
                     pass
             _reap_orphans()
-            shutil.rmtree(workdir, ignore_errors=True)
-        status = int(status_line) if status_line else None
+        status = int(status_line) if status_line.isdigit() else None
         if result.pop("_needs_status", False):
-            result["verdict"] = _exit_kind(status)
-            if status is not None and os.WIFSIGNALED(status):
+            oom = self.oom_fd is not None and cgroups.oom_kills(self.oom_fd) > oom_before
+            result["verdict"] = _exit_kind(status, oom)
+            if oom:
+                result["detail"] = f"{result.get('detail', '')}; over the program's memory limit (cgroup)".lstrip("; ")
+            elif status is not None and os.WIFSIGNALED(status):
                 result["detail"] = f"killed by signal {os.WTERMSIG(status)}"
+        if "detail" in result:
+            result["detail"] = clean_text(result["detail"])
         result["seconds"] = round(time.monotonic() - t0, 4)
         return result
+
+    def _recv(self, fds: dict, deadline: float) -> dict:
+        return _recv_until(fds["out_r"], deadline, self.cap)
 
     def _start(self, fds: dict, deadline: float):
         """Waits for the program to compile and load: returns None when ready, else a finished result."""
         try:
-            rec = _recv_until(fds["out_r"], deadline)
+            rec = self._recv(fds, deadline)
         except _Deadline:
             return {"verdict": "timeout", "detail": "while loading the program"}
         except _Gone:
             return {"_needs_status": True, "detail": "the program exited while loading"}
+        except _Garbage as e:
+            return {"verdict": "runtime_error", "detail": f"the program wrote {e} while loading"}
         if rec["status"] == "ready":
             return None
-        verdict = {"syntax_error": "syntax_error", "memory": "memory", "sandbox_error": "sandbox_error"}
+        verdict = {"syntax_error": "syntax_error", "memory": "memory"}  # a program's "sandbox_error" is its own
         return {"verdict": verdict.get(rec["status"], "runtime_error"), "detail": rec.get("error", "")}
 
     def _tests(self, job: dict, spec: dict, fds: dict) -> dict:
@@ -239,13 +349,16 @@ class Worker:
         passed, first_bad = 0, None
         for i, want in enumerate(expected):
             try:
-                rec = _recv_until(fds["out_r"], time.monotonic() + timeout)
+                rec = self._recv(fds, time.monotonic() + timeout)
             except _Deadline:
                 bad = {"verdict": "timeout", "detail": f"test {i}: over {timeout:g} s"}
                 first_bad = first_bad or bad
                 break  # the program is stuck in this test: nothing after it can run
             except _Gone:
                 first_bad = first_bad or {"_needs_status": True, "detail": f"test {i}: the program died"}
+                break
+            except _Garbage as e:
+                first_bad = first_bad or {"verdict": "runtime_error", "detail": f"test {i}: the program wrote {e}"}
                 break
             bad = _judge(job["kind"], rec, want, i)
             if bad is None:
@@ -275,13 +388,19 @@ class Worker:
             calls += 1
             harness.send(fds["in_w"], {"args": repr(args)})
             try:
-                rec = _recv_until(fds["out_r"], deadline)
+                rec = self._recv(fds, deadline)
             except _Deadline:
                 raise CandidateFailed({"verdict": "timeout", "detail": f"over {job['timeout']:g} s"}) from None
             except _Gone:
                 raise CandidateFailed({"_needs_status": True, "detail": "the program died"}) from None
+            except _Garbage as e:
+                raise CandidateFailed({"verdict": "runtime_error", "detail": f"the program wrote {e}"}) from None
             if rec["status"] == "ok":
-                return ast.literal_eval(rec["output"])
+                value = _read_literal(rec.get("output"), VALUE_CAP)
+                if value is _NOT_DATA:
+                    raise CandidateFailed({"verdict": "failed", "detail": "returned something that is not plain data "
+                                           f"of at most {VALUE_CAP} characters"})
+                return value
             if rec["status"] == "not_data":
                 raise CandidateFailed({"verdict": "failed", "detail": "returned something that is not plain data"})
             kind = "memory" if rec["status"] == "memory" else "runtime_error"
@@ -298,22 +417,52 @@ class Worker:
         except AssertionError as e:
             return {**base, "verdict": "failed", "detail": f"assertion failed {e}".strip(), "calls": calls}
         except Exception as e:  # noqa: BLE001 - the check itself failed on what the candidate returned
-            return {**base, "verdict": "failed", "detail": f"{type(e).__name__}: {e}"[:300], "calls": calls}
+            return {**base, "verdict": "failed", "detail": f"{type(e).__name__}: {e}", "calls": calls}
+        finally:
+            scope.clear()
         return {**base, "verdict": "passed", "tests_passed": 1, "calls": calls}
+
+
+VALUE_CAP = 1 << 20  # characters of a HumanEval return value's literal (the tests' values are far smaller)
+_NOT_DATA = object()
+
+
+def _read_literal(text, cap: int):
+    """A returned value's literal read back, or _NOT_DATA (not a string, too long, not a literal, too deep)."""
+    if not isinstance(text, str) or len(text) > cap:
+        return _NOT_DATA
+    try:
+        return ast.literal_eval(text)
+    except Exception:  # noqa: BLE001 - SyntaxError, ValueError, RecursionError, MemoryError
+        return _NOT_DATA
+
+
+def call_output_cap(expected_json: str) -> int:
+    """The longest literal a correct call-based answer can have: Python's repr of a value equal to the
+    expected JSON is at most 3.5x as long (JSON `[0,0]` vs `[False, False]`); 8x plus 64 KiB leaves room, and
+    a longer (forged) value is a wrong answer without being parsed."""
+    return 8 * len(expected_json) + (1 << 16)
 
 
 def _judge(kind: str, rec: dict, want, i: int) -> dict | None:
     """None when the test passed, else the failing verdict (compared here, outside the program)."""
     st = rec["status"]
+    out = rec.get("output")
     if st == "ok":
-        try:
-            if kind == "stdio":
-                ok = rules.stdio_equal(rec["output"], want)
-            else:
-                ok = rules.call_equal(ast.literal_eval(rec["output"]), json.loads(want))
-        except Exception:  # noqa: BLE001 - a forged or unreadable record
+        if not isinstance(out, str):
             ok = False
-        return None if ok else {"verdict": "failed", "detail": f"test {i}: wrong answer, got {str(rec.get('output'))[:200]!r}"}
+        elif kind == "stdio":
+            try:
+                ok = rules.stdio_equal(out, want)
+            except Exception:  # noqa: BLE001
+                ok = False
+        else:
+            value = _read_literal(out, call_output_cap(want))
+            try:
+                ok = value is not _NOT_DATA and rules.call_equal(value, json.loads(want))
+            except Exception:  # noqa: BLE001 - an expected value this Python cannot read
+                ok = False
+        return None if ok else {"verdict": "failed", "detail": f"test {i}: wrong answer, got {str(out)[:200]!r}"}
     if st in ("output_limit", "not_data"):
         return {"verdict": "failed", "detail": f"test {i}: {st}"}
     if st == "memory":
@@ -342,22 +491,40 @@ def _reap_orphans() -> None:
             return
 
 
+def _preload_numpy() -> None:
+    """lcb_runner imports numpy before its reliability guard, so `import numpy` in a program works there (numpy's
+    own import calls os.putenv, which the guard removes): the same here, where numpy is installed."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     to_pool = os.dup(1)
     from_pool = os.dup(0)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
-    os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
+    os.dup2(2, 1)  # stray prints go to stderr (which the pool drains), never into the protocol
+    warnings.simplefilter("ignore")  # literal_eval of program output may warn; nothing here is for a reader
+    sys.set_int_max_str_digits(rules.INT_DIGITS)
     try:
-        info = sandbox.isolate_worker(cfg["hide"], cfg["tmp_mb"])
+        # the cgroup files live outside the sandbox: opened now, written by each supervisor
+        cgroup_fds = [os.open(p, os.O_WRONLY) for p in cfg["cgroup"]["procs"]]
+        oom_fd = os.open(cfg["cgroup"]["oom_file"], os.O_RDONLY) if cfg["cgroup"]["oom_file"] else None
+        info = sandbox.isolate_worker(cfg["visible"], cfg["user_namespace"])
         sandbox._compiled_filter()  # once, not in every program
+        _preload_numpy()  # after the namespaces: unshare(CLONE_NEWUSER) refuses a process with threads
         sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+        zygote = Zygote(cfg, cgroup_fds, close_in_child=[to_pool, from_pool, null] + ([oom_fd] if oom_fd else []))
+        for fd in cgroup_fds:
+            os.close(fd)
     except BaseException as e:  # noqa: BLE001
         harness.send(to_pool, {"status": "error", "error": f"{type(e).__name__}: {e}"})
         return
     harness.send(to_pool, {"status": "up", "info": info})
-    worker = Worker(cfg, to_pool, from_pool)
+    worker = Worker(cfg, to_pool, from_pool, zygote, oom_fd)
     while (job := harness.recv(from_pool)) is not None:
         harness.send(to_pool, worker.grade(job))
 
