@@ -10,8 +10,10 @@ where they are mounted and writable (root in a container, as here). Elsewhere `s
 limits stay per process (rlimits), which the pool reports.
 
 The pool creates the cgroups (it runs outside the sandbox); each worker opens the files it needs before it
-enters its sandbox, and each program's supervisor writes its own pid into `cgroup.procs` before it forks the
-program, so the program starts inside. The supervisor closes those files first: the program holds none.
+enters its sandbox, and its zygote (which every program is forked from) writes its own pid into `cgroup.procs`
+once and closes them: every program is born inside, and no program holds a cgroup file. The zygote makes
+itself exempt from the OOM killer (the supervisor resets that for the program), and counts, with the
+supervisor, as two tasks of `pids.max`.
 """
 
 from __future__ import annotations

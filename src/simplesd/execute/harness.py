@@ -69,15 +69,37 @@ def reference_guard(exit_too: bool) -> None:
 
     os.environ["OMP_NUM_THREADS"] = "1"  # before os.putenv is gone
     mods = {"os": os, "shutil": shutil, "subprocess": subprocess}
-    for mod, names in _GUARDED.items():
-        for name in names:
-            setattr(mods[mod], name, None)
+    saved = {(mod, name): getattr(mods[mod], name, None) for mod, names in _GUARDED.items() for name in names}
+    for mod, name in saved:
+        setattr(mods[mod], name, None)
+    _import_numpy_unguarded(saved, mods)
     builtins.quit = None
     if exit_too:
         builtins.exit = None
     builtins.help = None
     for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
         sys.modules[name] = None
+
+
+def _import_numpy_unguarded(saved: dict, mods: dict) -> None:
+    """lcb_runner imports numpy before its guard, so a program's `import numpy` works there, although numpy's
+    own import calls guarded functions (os.putenv). Forking every program from a process with numpy loaded
+    would cost each program ~1 ms; instead the program's first import of numpy runs with the guarded functions
+    back, for that import only."""
+    real_import = builtins.__import__
+
+    def import_(name, *args, **kwargs):
+        if name.partition(".")[0] != "numpy" or "numpy" in sys.modules:
+            return real_import(name, *args, **kwargs)
+        for (mod, attr), fn in saved.items():
+            setattr(mods[mod], attr, fn)
+        try:
+            return real_import(name, *args, **kwargs)
+        finally:
+            for mod, attr in saved:
+                setattr(mods[mod], attr, None)
+
+    builtins.__import__ = import_
 
 
 def plain(value):

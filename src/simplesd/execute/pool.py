@@ -157,8 +157,8 @@ class GraderPool:
         n = workers or len(os.sched_getaffinity(0))
         self.program_uids = range(uid_base, uid_base + n) if not user_namespace else range(0)
         self.workers: list[_WorkerHandle] = []
-        # the supervisor counts as one task of the cgroup
-        self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 1)
+        # the zygote and the supervisor count as two tasks of the cgroup
+        self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 2)
         self.cfg = {"visible": environment_paths(), "tmp_mb": tmp_mb, "uid_base": uid_base, "require_seccomp": True,
                     "user_namespace": user_namespace,
                     "cgroups": [{"procs": c.procs, "oom_file": c.oom_file} for c in self.cgroups]}
