@@ -295,6 +295,10 @@ def test_a_lone_surrogate_leaves_ssd_check_whole(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [v["verdict"] for v in rows] == ["runtime_error", "passed"]
     assert "\\udcff" in rows[0]["detail"]
+    from simplesd.io import write_json  # every writer: a lone surrogate is written as its escape
+
+    write_json(tmp_path / "x.json", {"detail": "bad \udcff"})
+    assert b'"bad \\udcff"' in (tmp_path / "x.json").read_bytes()  # valid UTF-8: the JSON escape, as text
 
 
 def test_worker_stderr_is_drained(one):
@@ -397,20 +401,23 @@ def test_no_namespaces_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_ssd_run_finds_a_missing_sandbox_before_sampling(tiny_model, problems_file, tmp_path):
-    """`ssd run` with a benchmark checks the sandbox (and loads the model's config and tokenizer) before its
-    first stage: on a machine that cannot host the sandbox it stops in seconds, not after sampling and training."""
+@pytest.mark.parametrize("command", ["run", "evaluate"])
+def test_a_missing_sandbox_is_found_before_sampling(command, tiny_model, problems_file, tmp_path):
+    """`ssd run` with a benchmark (so `ssd demo`) and `ssd evaluate` check the sandbox (and load the model's
+    config and tokenizer) before their first stage: on a machine that cannot host the sandbox they stop in
+    seconds, not after sampling and training."""
     if not shutil.which("unshare"):
         if os.environ.get("CI"):
             raise AssertionError("CI's machine has util-linux's unshare")
         pytest.skip("no unshare(1) here")
-    out = tmp_path / "run"
-    cmd = (f"echo 0 > /proc/sys/user/max_mnt_namespaces && exec {sys.executable} -m simplesd.cli run --model "
-           f"{tiny_model} --prompts {problems_file} --out {out} --no-progress eval.benchmark=humaneval "
-           f"eval.problems={HUMANEVAL}")
+    out = tmp_path / "out"
+    args = {"run": f"run --model {tiny_model} --prompts {problems_file} --out {out} eval.benchmark=humaneval "
+                   f"eval.problems={HUMANEVAL}",
+            "evaluate": f"evaluate --model {tiny_model} --benchmark humaneval --problems {HUMANEVAL} --out {out}"}
+    cmd = f"echo 0 > /proc/sys/user/max_mnt_namespaces && exec {sys.executable} -m simplesd.cli {args[command]} --no-progress"
     r = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", cmd], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert r.stderr.strip().splitlines()[-1].startswith("ssd: error: the grading sandbox cannot start here")
     assert "Traceback" not in r.stderr
-    assert not (out / "sample").exists()
+    assert not (out / "sample").exists() and not list(out.glob("T*/samples"))

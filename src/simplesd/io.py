@@ -70,7 +70,9 @@ def _atomic_open(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the committed file gets the usual permissions
-    return os.fdopen(fd, "w", encoding="utf-8"), Path(tmp)
+    # a lone surrogate (a program's error message, a JSON "\udcff" escape in an input) is written as its escape:
+    # every file stays valid UTF-8 and no write fails on one
+    return os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace"), Path(tmp)
 
 
 def _commit(f, tmp: Path, path: Path) -> None:
