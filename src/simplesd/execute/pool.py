@@ -75,7 +75,8 @@ class _WorkerHandle:
         self.start()
 
     def start(self) -> None:
-        cfg = {**self.cfg, "uid": (self.cfg["uid_base"] + self.slot) if os.geteuid() == 0 else 0,
+        as_root = os.geteuid() == 0 and not self.cfg["user_namespace"]
+        cfg = {**self.cfg, "uid": (self.cfg["uid_base"] + self.slot) if as_root else 0,
                "cgroup": self.cfg["cgroups"][self.slot] if self.cfg["cgroups"] else {"procs": [], "oom_file": ""}}
         del cfg["cgroups"]
         self.proc = subprocess.Popen(
@@ -157,12 +158,13 @@ class GraderPool:
         n = workers or len(os.sched_getaffinity(0))
         self.program_uids = range(uid_base, uid_base + n) if not user_namespace else range(0)
         self.workers: list[_WorkerHandle] = []
-        # the zygote and the supervisor count as two tasks of the cgroup
-        self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 2)
-        self.cfg = {"visible": environment_paths(), "tmp_mb": tmp_mb, "uid_base": uid_base, "require_seccomp": True,
-                    "user_namespace": user_namespace,
-                    "cgroups": [{"procs": c.procs, "oom_file": c.oom_file} for c in self.cgroups]}
+        self.cgroups: list[cgroups.SlotCgroups] = []
         try:
+            # the zygote and the supervisor count as two tasks of the cgroup
+            self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 2)
+            self.cfg = {"visible": environment_paths(), "tmp_mb": tmp_mb, "uid_base": uid_base,
+                        "require_seccomp": True, "user_namespace": user_namespace,
+                        "cgroups": [{"procs": c.procs, "oom_file": c.oom_file} for c in self.cgroups]}
             for slot in range(n):
                 self.workers.append(_WorkerHandle(slot, self.cfg, self.limits))
             self.sandbox_info = {**self.workers[0].info, "cgroups": self._cgroup_info(version, why_not)}
