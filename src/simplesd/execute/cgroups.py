@@ -1,12 +1,14 @@
 """Limits that hold for a program and all its descendants together: one cgroup per worker slot, which each of
-that worker's programs runs in (one program at a time, so the cgroup is empty between programs).
+that worker's programs runs in (one program at a time, so only the zygote is in it between programs).
 
 rlimits are per process: 8 children x 800 MiB stay under a 1 GiB RLIMIT_AS each, and 60 spinning children each
 have their own CPU seconds. A cgroup caps memory (`memory.max` / `memory.limit_in_bytes`, swap included),
 tasks (`pids.max`) and CPU (one core: `cpu.max` / `cpu.cfs_quota_us`) for the whole program. cgroup v2 is used
-where the caller's cgroup can delegate the memory, pids and cpu controllers to children (the root of a
-container's cgroup namespace, or a cgroup delegated by systemd); else the v1 hierarchies of those controllers,
-where they are mounted and writable (root in a container, as here). Elsewhere `setup` says why not, and the
+where the caller's cgroup has (or may enable) the memory, pids and cpu controllers for its children: the root
+cgroup, or a delegated cgroup without processes of its own (v2 refuses controllers to the children of a cgroup
+that holds processes); else the v1 hierarchies of those controllers, where they are mounted and writable (root
+in a container on a cgroup-v1 or hybrid host, as here). The v2 path is written to the kernel's rules but was not
+run on this project's machines, which have v1 controllers only. Elsewhere `setup` says why not, and the
 limits stay per process (rlimits), which the pool reports.
 
 The pool creates the cgroups (it runs outside the sandbox); each worker opens the files it needs before it
@@ -128,7 +130,6 @@ def setup(slots: int, memory_mb: int, max_tasks: int) -> tuple[list[SlotCgroups]
                 _write(f"{d}/memory.max", limit)
                 if os.path.exists(f"{d}/memory.swap.max"):
                     _write(f"{d}/memory.swap.max", "0")
-                _write(f"{d}/memory.oom.group", "1")
                 _write(f"{d}/pids.max", str(max_tasks))
                 _write(f"{d}/cpu.max", f"{CPU_PERIOD_US} {CPU_PERIOD_US}")
                 out.append(SlotCgroups(2, {"unified": d}, f"{own.rstrip('/')}/{tag}/slot{i}", f"{d}/memory.events",
@@ -137,6 +138,9 @@ def setup(slots: int, memory_mb: int, max_tasks: int) -> tuple[list[SlotCgroups]
         except OSError as e:
             errors.append(f"cgroup v2: {e.strerror} ({e.filename})")
             _remove(reversed(made))
+    if errors and errors[0].startswith("cgroup v2: Device or resource busy"):
+        errors[0] += (" (v2 can hand controllers to child cgroups only from a cgroup without processes of its own: "
+                      "the root, or one whose processes were moved into a leaf, as docker-in-docker entrypoints do)")
     own = _own_cgroups()
     try:
         bases = _v1_bases()
