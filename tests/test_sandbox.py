@@ -235,6 +235,10 @@ def test_memory_limit_holds_across_children():
                 "time.sleep(4)\ndead = 0\nwhile True:\n    pid, _ = posix.waitpid(-1, posix.WNOHANG)\n"
                 "    if pid == 0:\n        break\n    dead += 1\nprint(8 - dead)")
         attack, honest = p.grade([stdio(code, expected=["never"], timeout=8), HONEST])
+        # the OOM killer took the program's processes, not the zygote that shares their cgroup: the worker
+        # (which would restart without its zygote) is the same one
+        worker = p.workers[0].proc.pid
+        assert p.grade([HONEST])[0]["verdict"] == "passed" and p.workers[0].proc.pid == worker
     assert honest["verdict"] == "passed"
     # 8 children x 300 MiB, each under its own 1 GiB address-space limit: together they may hold at most 1 GiB
     assert attack["verdict"] == "memory" or int(_got(attack)) * 300 <= 1024, attack

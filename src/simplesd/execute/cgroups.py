@@ -13,9 +13,10 @@ limits stay per process (rlimits), which the pool reports.
 
 The pool creates the cgroups (it runs outside the sandbox); each worker opens the files it needs before it
 enters its sandbox, and its zygote (which every program is forked from) writes its own pid into `cgroup.procs`
-once and closes them: every program is born inside, and no program holds a cgroup file. The zygote makes
-itself exempt from the OOM killer (the supervisor resets that for the program), and counts, with the
-supervisor, as two tasks of `pids.max`.
+once and closes them: every program is born inside, and no program holds a cgroup file. The zygote
+counts, with the supervisor, as two tasks of `pids.max`. When a program goes over the memory limit, the OOM
+killer takes the process with the most memory: one of the program's, which share the zygote's pages and add
+their own; should it ever take the zygote, the worker is restarted and the program is a `runtime_error`.
 """
 
 from __future__ import annotations

@@ -326,6 +326,8 @@ class Solution:
             return _fail("sees other processes: " + ",".join(pids))
         if os.getsid(0) != os.getpid():
             return _fail("shares a session with the grader")
+        if int(open("/proc/self/oom_score_adj").read()) < 0:
+            return _fail("exempt from the OOM killer")
         if os.listdir({package!r}):
             return _fail("simplesd's files are visible")
         if {cgroup!r} and not any(l.rstrip().endswith({cgroup!r}) for l in open("/proc/self/cgroup")):

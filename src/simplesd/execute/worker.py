@@ -145,7 +145,7 @@ def _program_process(job: dict, cfg: dict, out_fd: int, in_fd: int, setup_fd: in
     os._exit(0)
 
 
-def _supervise(protected: bool, out_w: int, in_r: int, pid_w: int, setup_w: int, cfg: dict) -> None:
+def _supervise(out_w: int, in_r: int, pid_w: int, setup_w: int, cfg: dict) -> None:
     """A fresh fork of the zygote (so inside the slot's cgroup from birth): reads its one job, enters new PID,
     mount and IPC namespaces, forks the program, reports its pid and, once it is gone, its wait status.
     Never returns."""
@@ -154,9 +154,6 @@ def _supervise(protected: bool, out_w: int, in_r: int, pid_w: int, setup_w: int,
         job = harness.recv(in_r)
         if job is None:
             os._exit(0)
-        if protected:  # the zygote is never the OOM killer's choice; the program is, as usual
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("0")
         sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS | sandbox.CLONE_NEWIPC)
         pid = os.fork()
         if pid == 0:
@@ -181,7 +178,8 @@ class Zygote:
     """The process every program's supervisor is forked from: forked from the worker before the worker handled
     any job, it receives nothing but the four pipe ends of each new job (over a unix socket) and forks. It
     joins the slot's cgroup once, so that every program is born inside it (moving a process between cgroups
-    costs about 0.6 ms per hierarchy, each program), and is exempt from the OOM killer there."""
+    costs about 0.6 ms per hierarchy, each program). The OOM killer of a program's cgroup picks the process
+    with the most memory: a program's processes share the zygote's pages and add their own, so it is theirs."""
 
     def __init__(self, cfg: dict, cgroup_fds: list[int], close_in_child: list[int]):
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -193,13 +191,15 @@ class Zygote:
             for fd in close_in_child:
                 os.close(fd)
             try:
-                protected = _join_cgroup(cgroup_fds)
+                for fd in cgroup_fds:
+                    os.write(fd, str(os.getpid()).encode())
+                    os.close(fd)
             except OSError as e:
                 os.write(ready_w, f"cannot join the program cgroup: {e}".encode(errors="replace"))
                 os._exit(72)
             os.write(ready_w, b"ok")
             os.close(ready_w)
-            _zygote_loop(child, cfg, protected)
+            _zygote_loop(child, cfg)
         child.close()
         os.close(ready_w)
         said = os.read(ready_r, 4096).decode(errors="replace")
@@ -212,22 +212,7 @@ class Zygote:
         socket.send_fds(self.sock, [b"s"], fds)
 
 
-def _join_cgroup(cgroup_fds: list[int]) -> bool:
-    """The zygote enters the slot's cgroup(s); returns whether it could make itself OOM-exempt (root only)."""
-    for fd in cgroup_fds:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-    if not cgroup_fds:
-        return False
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("-1000")
-        return True
-    except OSError:
-        return False
-
-
-def _zygote_loop(sock: socket.socket, cfg: dict, protected: bool) -> None:
+def _zygote_loop(sock: socket.socket, cfg: dict) -> None:
     try:
         sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
         while True:
@@ -241,7 +226,7 @@ def _zygote_loop(sock: socket.socket, cfg: dict, protected: bool) -> None:
                 continue
             if os.fork() == 0:
                 sock.close()
-                _supervise(protected, *fds, cfg)
+                _supervise(*fds, cfg)
             for fd in fds:
                 os.close(fd)
     except BaseException:  # noqa: BLE001
