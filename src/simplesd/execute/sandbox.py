@@ -157,7 +157,8 @@ def environment_paths() -> list[str]:
         mapping = getattr(mod, "MAPPING", None) if name.startswith("__editable___") else None
         if isinstance(mapping, dict):
             paths.update(v for v in mapping.values() if isinstance(v, str) and os.path.exists(v))
-    real = sorted({os.path.realpath(p) for p in paths if p and os.path.exists(p)})
+    # "/" (a Python built with prefix /, a .pth line "/") would show everything: its parts on the allowlist do
+    real = sorted({os.path.realpath(p) for p in paths if p and os.path.exists(p)} - {"/"})
     # a path inside another one is shown with it
     return [p for i, p in enumerate(real) if not any(p.startswith(q.rstrip("/") + "/") for q in real[:i])]
 
