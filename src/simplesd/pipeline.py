@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .config import SSDConfig, to_dict, to_yaml
+from .evaluate import preflight
 from .filter import filter_samples
 from .io import atomic_write_text, write_json
 from .prompts import prompt_story
@@ -39,8 +40,6 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
     t0 = time.time()
 
     steps = 5 if cfg.eval.benchmark else 3
-    from .evaluate import preflight
-
     echo(f"checks: {cfg.model.name_or_path}'s config and tokenizer"
          f"{', the grading sandbox' if cfg.eval.benchmark else ''} (before any long stage)")
     preflight(cfg, cfg.model.name_or_path, echo)
