@@ -31,6 +31,20 @@ def problems_file(tmp_path) -> Path:
     return p
 
 
+def grader_pool(**kwargs):
+    """The real sandboxed grader pool. Where this machine cannot build the sandbox (no namespaces), the grader
+    refuses to run; the test is skipped with its reason, except in CI, where that is a failure."""
+    from simplesd.execute.pool import GraderPool
+    from simplesd.execute.sandbox import SandboxError
+
+    try:
+        return GraderPool(**kwargs)
+    except SandboxError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no sandbox on this machine: {e}")
+
+
 def ssd(*args, check=False, timeout=600, env=None):
     """Runs the installed `ssd` command in a subprocess (what users run)."""
     r = subprocess.run([sys.executable, "-m", "simplesd.cli", *map(str, args)], capture_output=True, text=True,

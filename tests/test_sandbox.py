@@ -14,33 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUMANEVAL, ROOT, read_jsonl
+from conftest import HUMANEVAL, ROOT, grader_pool, read_jsonl
 from simplesd.execute.benchmarks import load_benchmark, make_job
-from simplesd.execute.pool import GraderPool, Job, Limits
-from simplesd.execute.sandbox import SandboxError
-
-
-def _pool(**kw) -> GraderPool:
-    try:
-        return GraderPool(**kw)
-    except SandboxError as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no sandbox on this machine: {e}")
+from simplesd.execute.pool import Job, Limits
 
 
 @pytest.fixture(scope="module")
 def one():
     """One worker: every program of a test runs after the others in the same worker, the worst case for
     anything left behind."""
-    with _pool(workers=1) as p:
+    with grader_pool(workers=1) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def userns():
     """The mode non-root users get: the worker in a user namespace, the programs under the same uid as it."""
-    with _pool(workers=1, user_namespace=True) as p:
+    with grader_pool(workers=1, user_namespace=True) as p:
         yield p
 
 
@@ -208,7 +198,7 @@ def test_no_program_finds_earlier_jobs_in_its_memory(one):
 
 
 def test_a_full_tmp_is_the_filler_s_alone():
-    with _pool(workers=1, tmp_mb=32) as p:
+    with grader_pool(workers=1, tmp_mb=32) as p:
         fill = ("n = 0\ntry:\n    f = open('/tmp/fill', 'wb')\n    while True:\n        f.write(b'x' * (1 << 20)); f.flush(); n += 1\n"
                 "except OSError as e:\n    print('full' if n >= 16 else n)")
         write = "open('/tmp/mine', 'wb').write(b'y' * (4 << 20))\nprint('ok')"
@@ -227,7 +217,7 @@ def _cgroups_or_skip(pool):
 
 
 def test_memory_limit_holds_across_children():
-    with _pool(workers=1, limits=Limits(memory_mb=1024)) as p:
+    with grader_pool(workers=1, limits=Limits(memory_mb=1024)) as p:
         _cgroups_or_skip(p)
         # each child holds 300 MiB while it lives; the parent counts the children still alive after a while
         code = ("import posix, time\n"
@@ -247,7 +237,7 @@ def test_memory_limit_holds_across_children():
 def test_cpu_limit_holds_across_children():
     """Spinning children share one core between them (not one core each), and three honest CPU-bound programs
     in the other worker finish in time meanwhile."""
-    with _pool(workers=2) as p:
+    with grader_pool(workers=2) as p:
         _cgroups_or_skip(p)
         spin = ("import posix, signal, time\nkids = []\nfor _ in range(8):\n    pid = posix.fork()\n"
                 "    if pid == 0:\n        while True:\n            pass\n    kids.append(pid)\n"
