@@ -57,10 +57,11 @@ class Job:
     early_exit: bool = True
 
 
-def _clean_env() -> dict:
+def _clean_env(visible: list[str]) -> dict:
     """The workers' whole environment. One thread per BLAS (a program gets one core); the OpenBLAS core-type
     settings some machines need pass through."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(import_path()),
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "PYTHONPATH": os.pathsep.join(import_path(visible)),
            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.update({k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ})
     return env
@@ -81,7 +82,8 @@ class _WorkerHandle:
         del cfg["cgroups"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "simplesd.execute.worker", json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_clean_env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_clean_env(self.cfg["visible"]),
             start_new_session=True, cwd="/",
         )
         # a worker's stderr is read all the time: a full pipe would stop the worker mid-write
@@ -244,7 +246,7 @@ class GraderPool:
     # -----------------------------------------------------------------------------------------------------
     def probe(self) -> dict:
         """Runs a hostile probe through the real pipeline; raises SandboxError if any promise does not hold."""
-        from .sandbox import DEVICES, ETC_FILES, SYSTEM_PATHS, package_dir
+        from .sandbox import DEV_LINKS, DEVICES, ETC_FILES, SYSTEM_PATHS, package_dir
 
         canary = secrets.token_hex(8)
         os.environ["SIMPLESD_PROBE_CANARY"] = canary  # visible to a leaky sandbox, in env or /proc
@@ -254,7 +256,7 @@ class GraderPool:
         port = listener.getsockname()[1]
         visible = self.cfg["visible"]
         allowed = sorted({*SYSTEM_PATHS, *(f"/etc/{n}" for n in ETC_FILES), *visible, "/proc",
-                          *(f"/dev/{n}" for n in (*DEVICES, "fd", "stdin", "stdout", "stderr", "shm")),
+                          *(f"/dev/{n}" for n in (*DEVICES, *DEV_LINKS)),
                           "/tmp/scratch.txt"})
         cg_path = self.cgroups[0].path if self.cgroups else ""
         code = PROBE.format(port=port, canary=canary, parent=os.getpid(), allowed=allowed, package=package_dir(),

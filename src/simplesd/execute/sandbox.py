@@ -109,6 +109,8 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
              "nsswitch.conf", "hosts", "host.conf", "mime.types", "os-release", "alternatives")
 DEVICES = ("null", "zero", "full", "random", "urandom")
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2", "shm": "/tmp"}  # /dev/shm is the program's own /tmp
 
 
 def _pth_paths(site_dir: str) -> list[str]:
@@ -163,9 +165,9 @@ def environment_paths() -> list[str]:
     return [p for i, p in enumerate(real) if not any(p.startswith(q.rstrip("/") + "/") for q in real[:i])]
 
 
-def import_path() -> list[str]:
-    """The caller's sys.path as far as it lies inside the environment (what the worker is started with)."""
-    env = environment_paths()
+def import_path(env: list[str]) -> list[str]:
+    """The caller's sys.path as far as it lies inside the environment's paths `env` (what the worker is
+    started with)."""
     inside = lambda p: any(p == q or p.startswith(q.rstrip("/") + "/") for q in env)  # noqa: E731
     return [p for p in sys.path if p and os.path.isdir(p) and inside(os.path.realpath(p))]
 
@@ -248,9 +250,8 @@ def isolate_worker(visible: list[str], user_namespace: bool) -> dict:
     os.makedirs(root + "/proc")
     mount("/proc", root + "/proc", None, MS_BIND | MS_REC)  # the worker's view; each program mounts its own
     os.makedirs(root + "/tmp", mode=0o755, exist_ok=True)  # each program mounts a fresh tmpfs here
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                         ("stderr", "/proc/self/fd/2"), ("shm", "/tmp")):
-        os.makedirs(root + "/dev", exist_ok=True)
+    os.makedirs(root + "/dev", exist_ok=True)
+    for name, target in DEV_LINKS.items():
         os.symlink(target, f"{root}/dev/{name}")
     make_read_only(root)
     switch = _pivot_root(root)
