@@ -74,8 +74,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=10000)
     ap.add_argument("--problems", type=int, default=1000)
     args = ap.parse_args()
+    from simplesd import SSDConfig, decontaminate
     from simplesd.config import PromptsConfig
-    from simplesd.decontaminate import decontaminate
 
     work = Path(tempfile.mkdtemp(prefix="ssd-decon-"))
     train, bench, planted = build(work, args.prompts, args.problems)
@@ -84,7 +84,7 @@ def main() -> None:
         pcfg = PromptsConfig(path=str(train), ngram=n, ngram_common=common)
         out = work / f"out-{n}-{common}"
         t0 = time.time()
-        m = decontaminate(pcfg, [f"livecodebench:{bench}"], out)
+        m = decontaminate(SSDConfig(prompts=pcfg), out, against=[f"livecodebench:{bench}"])
         wall = time.time() - t0
         report = json.loads((out / "report.json").read_text())
         hit = {f["prompt_id"] for f in report["flagged"]}

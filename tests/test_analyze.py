@@ -3,6 +3,7 @@ agreement with the testbed's spans, and the stage end to end on the shipped mode
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,7 +142,7 @@ def test_analyze_command_on_the_shipped_model(tmp_path):
     """Base against itself: every change is zero; the lock/fork rule agrees with the testbed's ground truth."""
     from simplesd.testbed.demo import shipped_base
 
-    refs = _reference_texts(tmp_path)
+    refs = _reference_texts(tmp_path, n_problems=24)  # 48 texts: enough fork positions for a finding (MIN_POSITIONS)
     base = shipped_base()
     out = tmp_path / "an"
     r = ssd("analyze", "--base", base, "--tuned", base, "--texts", refs, "--out", out, "--no-progress", "--csv",
@@ -150,7 +151,7 @@ def test_analyze_command_on_the_shipped_model(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     df = pd.read_parquet(out / "tokens.parquet")
     assert len(pd.read_csv(out / "tokens.csv")) == len(df) == s["tokens"]
-    assert s["texts"] == 12 and df["text_index"].nunique() == 12
+    assert s["texts"] == 48 and df["text_index"].nunique() == 48
     assert np.allclose(df["kl"], 0, atol=1e-5) and (df["entropy_base"] == df["entropy_tuned"]).all()
     # the response tokens spell the response, end-of-turn included, as training sees it
     first = read_jsonl(refs)[0]["messages"][1]["content"]
@@ -173,3 +174,11 @@ def test_analyze_command_on_the_shipped_model(tmp_path):
     bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\n')
     r = ssd("analyze", "--base", base, "--tuned", base, "--texts", bad, "--out", tmp_path / "b")
     assert r.returncode == 2 and f"{bad}:1: field 'messages'" in r.stderr and not (tmp_path / "b").exists()
+    # too few texts: no finding is stated, whatever the numbers (one text's bootstrap "CI" has zero width)
+    one = tmp_path / "one.jsonl"
+    one.write_text(Path(refs).read_text().splitlines()[0] + "\n")
+    r = ssd("analyze", "--base", base, "--tuned", base, "--texts", one, "--out", tmp_path / "one", "--no-progress",
+            check=True)
+    f = json.loads((tmp_path / "one" / "summary.json").read_text())["findings"]
+    assert "too few texts to tell: 1 texts" in r.stdout and "95% CI" not in r.stdout
+    assert f["data"]["enough"] is False and f["lock_tail_mass"]["fell"] is None and f["fork_entropy"]["kept"] is None

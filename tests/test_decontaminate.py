@@ -106,11 +106,25 @@ def _prompt_cfg(path, **kw):
     return PromptsConfig(path=str(path), **kw)
 
 
+def test_dedup_keeps_statements_that_differ_in_punctuation(tmp_path):
+    """On code, punctuation is content: HumanEval/61 differs from /56 only in "()" vs "<>". Only case and whitespace
+    are normalised; all 164 real HumanEval prompts are distinct problems and all are kept."""
+    rows = [{"question_id": "a", "question": "Return x < y."}, {"question_id": "b", "question": "Return x > y."},
+            {"question_id": "c", "question": "return  X < y."}]
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ps = select_prompts(_prompt_cfg(p))
+    assert sorted(x.id for x in ps.problems) == ["a", "b"] and ps.duplicates[0]["prompt_id"] == "c"
+    ps = select_prompts(_prompt_cfg(HUMANEVAL, format="humaneval"))
+    assert ps.counts["selected"] == 164 and not ps.duplicates
+    assert {"HumanEval/56", "HumanEval/61"} <= {x.id for x in ps.problems}
+
+
 def test_prompt_hygiene_dedup_shuffle_cap(tmp_path):
     unique = [{"question_id": f"q{i}", "question": f"Problem number {i}: add the numbers."} for i in range(20)]
     rows = list(unique)
     rows.insert(5, {"question_id": "dup-exact", "question": rows[3]["question"]})
-    rows.insert(9, {"question_id": "dup-norm", "question": "PROBLEM   number 4 -- add the numbers!"})
+    rows.insert(9, {"question_id": "dup-norm", "question": "PROBLEM   number 4:\n add the Numbers."})  # case, spaces
     rows.insert(12, {"question_id": "q7", "question": rows[8]["question"]})  # rStar: one problem, several rows
     p = tmp_path / "p.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))

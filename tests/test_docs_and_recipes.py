@@ -13,6 +13,7 @@ from simplesd.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
+LAUNCH_CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -64,11 +65,13 @@ def _ssd_args(cmd: str) -> list[str] | None:
     return None
 
 
-ALL = [(doc.relative_to(ROOT).as_posix(), c) for doc in DOCS + RECIPES for c in _commands(doc.read_text())]
+ALL = [(doc.relative_to(ROOT).as_posix(), c) for doc in DOCS + RECIPES + LAUNCH_CONFIGS for c in _commands(doc.read_text())]
 
 
 def test_the_docs_show_commands():
     shown = {d for d, _ in ALL}
+    # every accelerate config's header shows a whole `train` command (with its required --data)
+    assert {p.relative_to(ROOT).as_posix() for p in LAUNCH_CONFIGS} <= shown
     assert {"docs/reproduce.md", "docs/your-model.md", "docs/scale.md", "README.md"} <= shown
     assert len(ALL) >= 40
 
@@ -94,3 +97,56 @@ def test_documented_command_is_accepted(doc, cmd, monkeypatch):
     load_config(config, overrides)  # raises on an unknown key or a wrong type
     for o in overrides:
         assert o.split("=", 1)[0].split(".")[0] in _SECTIONS[ns.command], f"{doc}: `{o}` is not read by ssd {ns.command}"
+
+
+def _helps():
+    """(command, its --help text) for ssd and every subcommand, from the parser itself."""
+    import argparse
+
+    from simplesd.cli import build_parser
+
+    def walk(parser, name):
+        yield name, parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, p in action.choices.items():
+                    yield from walk(p, f"{name} {sub}")
+
+    return list(walk(build_parser(), "ssd"))
+
+
+def test_help_texts_are_what_the_code_does():
+    helps = dict(_helps())
+    assert len(helps) >= 16
+    for command, text in helps.items():
+        assert "%%" not in text, command  # a literal "%%" (argparse formats help=, not description=)
+    assert "95 % bootstrap CI" in " ".join(helps["ssd demo"].split())
+    # samples have per-sample seeds (not per batch)
+    assert "(this seed, prompt id, sample index)" in " ".join(helps["ssd sample"].split())
+    assert "every batch's seed" not in helps["ssd sample"]
+
+
+@pytest.mark.parametrize("command", sorted(_SECTIONS))
+def test_the_override_example_in_each_help_is_accepted_by_that_command(command):
+    from simplesd.cli import _check_sections
+
+    text = " ".join(dict(_helps())[f"ssd {command}"].split())
+    example = re.search(r"config overrides, e\.g\. (\S+)", text).group(1)
+    required = {"sample": ["--out", "x"], "decontaminate": ["--against", "humaneval:x", "--out", "x"],
+                "filter": ["--samples", "x", "--out", "x"], "train": ["--data", "x", "--out", "x"],
+                "sweep": ["--out", "x"], "check": ["--benchmark", "humaneval", "--problems", "x", "--solutions", "x",
+                                                   "--out", "x"],
+                "evaluate": ["--model", "m", "--benchmark", "humaneval", "--problems", "x", "--out", "x"]}
+    ns = parse_args([command, *required.get(command, []), example])
+    _check_sections(ns, command)  # the command reads that key
+    load_config(None, ns.overrides)  # and the value is valid
+
+
+def test_version():
+    from simplesd import __version__
+
+    r = ssd("--version")
+    assert r.returncode == 0 and r.stdout.startswith(f"ssd (simplesd) {__version__}, Python ")
+    import importlib.metadata
+
+    assert importlib.metadata.version("simplesd") == __version__  # pyproject and the package agree

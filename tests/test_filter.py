@@ -3,7 +3,7 @@ import json
 import pytest
 
 from conftest import read_jsonl, ssd
-from simplesd.config import FilterConfig
+from simplesd.config import FilterConfig, SSDConfig
 from simplesd.filter import filter_samples
 from simplesd.io import InputError
 
@@ -20,7 +20,7 @@ def test_empty_and_shortest_ten_percent(tmp_path):
     lengths = [7, 3, 20, 1, 15, 2, 9, 11, 4, 18, 5, 6, 8, 10, 12, 13, 14, 16, 17, 19]
     outputs = [("", 1), ("  \n", 2)] + [(f"```python\nprint({n})\n```" if n % 2 else f"print({n})", n) for n in lengths]
     _write_samples(tmp_path / "s.jsonl", outputs)
-    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.0), tmp_path / "f")
+    m = filter_samples(SSDConfig(filter=FilterConfig(holdout_fraction=0.0)), tmp_path / "s.jsonl", tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     assert stats["total"] == 22 and stats["kept"] == 18 and stats["held_out"] == 0
     assert stats["dropped"] == {"empty": 2, "truncated": 0, "looping": 0, "no_code_block": 0, "no_think": 0,
@@ -48,13 +48,13 @@ def test_code_block_and_dedup_options(tmp_path):
     rows[2]["prompt"] = rows[0]["prompt"]
     (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = FilterConfig(require_code_block=True, dedup=True, drop_shortest_fraction=0.0, holdout_fraction=0.0)
-    filter_samples(tmp_path / "s.jsonl", cfg, tmp_path / "f")
+    filter_samples(SSDConfig(filter=cfg), tmp_path / "s.jsonl", tmp_path / "f")
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     assert stats["dropped"] == {"empty": 0, "truncated": 0, "looping": 0, "no_code_block": 1, "no_think": 0,
                                 "duplicate": 1, "shortest": 0}
     assert [r["prompt_id"] for r in read_jsonl(tmp_path / "f" / "train.jsonl")] == ["p0", "p3"]
     # off by default, like the paper
-    filter_samples(tmp_path / "s.jsonl", FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0), tmp_path / "g")
+    filter_samples(SSDConfig(filter=FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0)), tmp_path / "s.jsonl", tmp_path / "g")
     assert len(read_jsonl(tmp_path / "g" / "train.jsonl")) == 4
 
 
@@ -69,7 +69,7 @@ def test_flags_are_counted_and_each_can_be_dropped(tmp_path):
     rows[3].update(truncated=False, looping=True, has_code=True, has_think=False)
     (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     base = dict(drop_shortest_fraction=0.0, holdout_fraction=0.0)
-    filter_samples(tmp_path / "s.jsonl", FilterConfig(**base), tmp_path / "all")
+    filter_samples(SSDConfig(filter=FilterConfig(**base)), tmp_path / "s.jsonl", tmp_path / "all")
     stats = json.loads((tmp_path / "all" / "stats.json").read_text())
     assert stats["kept"] == 5  # all off by default: the paper kept them
     assert stats["flags"] == {"truncated": {"all": 1, "kept": 1}, "looping": {"all": 1, "kept": 1},
@@ -81,7 +81,7 @@ def test_flags_are_counted_and_each_can_be_dropped(tmp_path):
               "require_code_block": ({"p1", "p4"}, "no_code_block"), "require_think": ({"p0", "p1", "p3", "p4"}, "no_think")}
     for switch, (gone, reason) in expect.items():
         out = tmp_path / switch
-        m = filter_samples(tmp_path / "s.jsonl", FilterConfig(**base, **{switch: True}), out)
+        m = filter_samples(SSDConfig(filter=FilterConfig(**base, **{switch: True})), tmp_path / "s.jsonl", out)
         kept = {r["prompt_id"] for r in read_jsonl(out / "train.jsonl")}
         assert kept == {f"p{i}" for i in range(5)} - gone, switch
         assert m["counts"][f"dropped_{reason}"] == len(gone)
@@ -92,13 +92,13 @@ def test_bad_samples_name_file_line_field(tmp_path):
     p.write_text('{"prompt_id": "a", "prompt": "q", "output": "x", "completion_tokens": 3}\n'
                  '{"prompt_id": "b", "prompt": "q", "completion_tokens": 3}\n')
     with pytest.raises(InputError, match=r"s.jsonl:2: missing field 'output'"):
-        filter_samples(p, FilterConfig(), tmp_path / "f")
+        filter_samples(SSDConfig(filter=FilterConfig()), p, tmp_path / "f")
     p.write_text('{"prompt_id": "a", "prompt": "q", "output": "x", "completion_tokens": "3"}\n')
     with pytest.raises(InputError, match=r"s.jsonl:1: field 'completion_tokens' must be int"):
-        filter_samples(p, FilterConfig(), tmp_path / "f")
+        filter_samples(SSDConfig(filter=FilterConfig()), p, tmp_path / "f")
     p.write_text('{"prompt_id": "a", "prompt": "q", "output": " ", "completion_tokens": 3}\n')
     with pytest.raises(InputError, match="every sample was filtered out"):
-        filter_samples(p, FilterConfig(), tmp_path / "f")
+        filter_samples(SSDConfig(filter=FilterConfig()), p, tmp_path / "f")
     assert not (tmp_path / "f" / "train.jsonl").exists()
     r = ssd("filter", "--samples", tmp_path / "nope", "--out", tmp_path / "f")
     assert r.returncode == 2 and r.stderr.strip() == f"ssd: error: {tmp_path / 'nope'}: samples not found (a sample directory or a JSONL file)"
@@ -112,7 +112,7 @@ def test_bad_samples_name_file_line_field(tmp_path):
 def test_heldout_prompts_are_untrained_and_stable(tmp_path):
     outputs = [(f"print({n})" + " " * n, 10 + n) for n in range(40)]
     _write_samples(tmp_path / "s.jsonl", outputs)
-    m = filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.1), tmp_path / "f")
+    m = filter_samples(SSDConfig(filter=FilterConfig(holdout_fraction=0.1)), tmp_path / "s.jsonl", tmp_path / "f")
     train = read_jsonl(tmp_path / "f" / "train.jsonl")
     held = read_jsonl(tmp_path / "f" / "heldout.jsonl")
     # 40 samples, 4 shortest dropped, ceil(0.1 x 36) = 4 prompts held out and not trained on
@@ -122,8 +122,8 @@ def test_heldout_prompts_are_untrained_and_stable(tmp_path):
     # the same prompts are held out when the file order changes
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     (tmp_path / "r.jsonl").write_text("\n".join(lines[::-1]) + "\n")
-    filter_samples(tmp_path / "r.jsonl", FilterConfig(holdout_fraction=0.1), tmp_path / "g")
+    filter_samples(SSDConfig(filter=FilterConfig(holdout_fraction=0.1)), tmp_path / "r.jsonl", tmp_path / "g")
     assert {r["prompt_id"] for r in read_jsonl(tmp_path / "g" / "heldout.jsonl")} == {r["prompt_id"] for r in held}
     # never the whole training set
-    filter_samples(tmp_path / "s.jsonl", FilterConfig(holdout_fraction=0.99), tmp_path / "h")
+    filter_samples(SSDConfig(filter=FilterConfig(holdout_fraction=0.99)), tmp_path / "s.jsonl", tmp_path / "h")
     assert len(read_jsonl(tmp_path / "h" / "train.jsonl")) == 1

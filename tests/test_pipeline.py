@@ -52,10 +52,20 @@ def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, p
     for stage, m in manifests.items():
         assert json.loads((out / stage / "manifest.json").read_text())["finished_at"] == m["finished_at"]
 
-    # a changed filter setting reruns filter and train, not sample
-    r = ssd(*_run_args(tiny_model, problems_file, out), "filter.drop_shortest_fraction=0.5", check=True)
-    assert "sample: " in r.stderr and r.stderr.count("skipping") == 1
+    # a changed filter setting is refused, naming the key, with nothing deleted or rewritten (config.yaml included)
+    config_before = (out / "config.yaml").read_text()
+    r = ssd(*_run_args(tiny_model, problems_file, out), "filter.drop_shortest_fraction=0.5")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+        f"ssd: error: {out / 'filter'}: holds filter output of another config or other inputs (filter.drop_shortest_fraction: "
+        "0.1 -> 0.5); rerun with --overwrite to delete it and start over, or choose another output directory")
+    assert (out / "config.yaml").read_text() == config_before
+    for stage, m in manifests.items():
+        assert json.loads((out / stage / "manifest.json").read_text())["finished_at"] == m["finished_at"]
+    # --overwrite reruns filter and what depends on it (train, analyze), and still reuses sample
+    r = ssd(*_run_args(tiny_model, problems_file, out), "filter.drop_shortest_fraction=0.5", "--overwrite", check=True)
+    assert "sample: " in r.stderr and r.stderr.count("skipping") == 1 and "--overwrite: deleting" in r.stderr
     assert json.loads((out / "filter" / "manifest.json").read_text())["counts"]["dropped_shortest"] >= 10
+    assert "drop_shortest_fraction: 0.5" in (out / "config.yaml").read_text()
 
 
 def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):

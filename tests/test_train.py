@@ -52,8 +52,12 @@ def test_training_loss_falls_and_model_loads(tmp_path, tiny_model):
 
 def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, tiny_model):
     data = write_train_file(tmp_path / "train.jsonl")
-    cfg = train_config(tiny_model, epochs=2)  # 8 steps, checkpoints at 4 and 8
+    # 8 steps, checkpoints at 4 and 8; logs at 1, 3, 6 and (always) the last step, 8
+    cfg = train_config(tiny_model, epochs=2, logging_steps=3)
     full = train(cfg, data, tmp_path / "a", progress=False)
+    logged = [h["step"] for h in json.loads((tmp_path / "a" / "log_history.json").read_text()) if "loss" in h]
+    assert logged == [1, 3, 6, 8]
+    assert full["counts"]["trained_tokens"] > 0
     train(cfg, data, tmp_path / "b", progress=False)
     # simulate a crash after step 4: only checkpoint-4 survives, no final model or manifest
     for p in ("model", "manifest.json", "checkpoints/checkpoint-8"):
@@ -62,6 +66,8 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, tiny_model):
     assert resumed["resumed_from"].endswith("checkpoint-4")
     assert resumed["counts"]["optimizer_steps"] == 8
     assert resumed["counts"]["final_loss"] == pytest.approx(full["counts"]["final_loss"], rel=1e-4)
+    # the tokens of the whole training, not only those since the resume (TRL's own counter restarts at zero)
+    assert resumed["counts"]["trained_tokens"] == full["counts"]["trained_tokens"]
 
 
 def test_lora_trains_and_merges_into_a_plain_model(tmp_path, tiny_model):
@@ -269,7 +275,7 @@ def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_mod
     from transformers import AutoTokenizer
 
     from conftest import read_jsonl
-    from simplesd.config import FilterConfig
+    from simplesd.config import FilterConfig, SSDConfig
     from simplesd.filter import filter_samples
     from simplesd.prompts import chat_text, load_problems, user_prompt
     from simplesd.sample import sample
@@ -278,7 +284,7 @@ def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_mod
     cfg.prompts.path = str(problems_file)
     cfg.sample.n, cfg.sample.max_new_tokens = 1, 12
     sample(cfg, tmp_path / "s", progress=False)
-    filter_samples(tmp_path / "s", FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0, drop_empty=False), tmp_path / "f")
+    filter_samples(SSDConfig(filter=FilterConfig(drop_shortest_fraction=0.0, holdout_fraction=0.0, drop_empty=False)), tmp_path / "s", tmp_path / "f")
     rows = read_jsonl(tmp_path / "f" / "train.jsonl")
     problems = {p.id: p for p in load_problems(str(problems_file))}
     records = {r["prompt_id"]: r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)}

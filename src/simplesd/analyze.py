@@ -38,9 +38,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SSDConfig, to_dict
-from .io import InputError, fingerprint_path, read_jsonl, write_json
-from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig, require_config, to_dict
+from .io import InputError, fingerprint_path, output_dir, read_jsonl, write_json
+from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ MODELS = ("base", "tuned")
 PER_MODEL = ("entropy", "top1", "logprob", "rank", "support", "tail_mass")
 KL_PARTS = ("kl", "kl_tail_mass", "kl_within_support", "kl_within_tail", "tuned_mass_outside_base_support")
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# A finding needs this much data: a bootstrap over fewer texts than MIN_TEXTS resamples a handful of clusters (one
+# text gives a zero-width "CI"), and fewer than MIN_POSITIONS lock or fork positions leave the class mean to noise.
+# Below either, the statement is "too few texts to tell" and fell/kept are None.
+MIN_TEXTS = 8
+MIN_POSITIONS = 100
 FORK_ENTROPY_KEPT = 0.9  # "fork entropy kept": the tuned model keeps at least this share of the base's
 
 
@@ -383,25 +388,35 @@ def summarize(df, cfg: SSDConfig) -> dict:
 
 
 def findings(df, column: str) -> dict:
-    """The two claims, measured: did the tail mass at locks fall, and was the entropy at forks kept?"""
+    """The two claims, measured: did the tail mass at locks fall, and was the entropy at forks kept? Stated only
+    with at least MIN_TEXTS texts and MIN_POSITIONS positions of each class."""
     lock, fork = df[df[column] == "lock"], df[df[column] == "fork"]
     tail = clustered_change(lock, "tail_mass")
     ent = clustered_change(fork, "entropy")
     lock_ent = clustered_change(lock, "entropy")
     ratio = ent["tuned"] / ent["base"] if ent["base"] else None
     lock_ratio = lock_ent["tuned"] / lock_ent["base"] if lock_ent["base"] else None
+    data = {"texts": int(df["text_index"].nunique()) if len(df) else 0, "lock_positions": int(len(lock)),
+            "fork_positions": int(len(fork)), "min_texts": MIN_TEXTS, "min_positions": MIN_POSITIONS}
+    data["enough"] = (data["texts"] >= MIN_TEXTS and tail["texts"] >= MIN_TEXTS and ent["texts"] >= MIN_TEXTS
+                      and len(lock) >= MIN_POSITIONS and len(fork) >= MIN_POSITIONS)
+    enough = data["enough"]
     return {
-        "lock_tail_mass": {**tail, "fell": tail["ci95"][1] is not None and tail["ci95"][1] < 0},
-        "fork_entropy": {**ent, "retained": ratio, "kept": ratio is not None and ratio >= FORK_ENTROPY_KEPT},
+        "data": data,
+        "lock_tail_mass": {**tail, "fell": (tail["ci95"][1] < 0) if enough else None},
+        "fork_entropy": {**ent, "retained": ratio, "kept": (ratio >= FORK_ENTROPY_KEPT) if enough else None},
         "lock_entropy": {**lock_ent, "retained": lock_ratio},
-        "statement": _statement(tail, ent, ratio, column),
+        "statement": _statement(tail, ent, ratio, column, data),
     }
 
 
-def _statement(tail: dict, ent: dict, ratio, column: str) -> str:
-    if tail["base"] is None or ent["base"] is None:
+def _statement(tail: dict, ent: dict, ratio, column: str, data: dict) -> str:
+    if not data["enough"]:
         by = "by the rule" if column == "class" else "by ground truth"
-        return f"not enough lock and fork positions ({by}) to say whether tails fell and fork entropy was kept"
+        return (f"too few texts to tell: {data['texts']} texts with {data['lock_positions']} lock and "
+                f"{data['fork_positions']} fork positions ({by}); a finding needs at least {MIN_TEXTS} texts and "
+                f"{MIN_POSITIONS} positions of each class (more held-out samples: filter.holdout_fraction, "
+                "analyze.max_texts, or --texts)")
     verb = "fell" if tail["ci95"][1] < 0 else "rose" if tail["ci95"][0] > 0 else "did not change significantly"
     kept = "kept" if ratio >= FORK_ENTROPY_KEPT else "not kept"
     return (f"lock tail mass {verb}: {tail['base']:.4f} -> {tail['tuned']:.4f} ({tail['change']:+.4f}, 95% CI "
@@ -410,16 +425,25 @@ def _statement(tail: dict, ent: dict, ratio, column: str) -> str:
             f"{ent['ci95'][1]:+.3f})")
 
 
-def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_dir: str | Path,
-            progress: bool = True, csv: bool = False) -> dict:
+def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_dir: str | Path, *,
+            progress: bool = True, overwrite: bool = False, csv: bool = False) -> dict:
+    """Teacher-forces base and tuned on the texts and writes the per-token table, the summary and the plots. A
+    directory holding another analysis is refused unless `overwrite`."""
+    from .models import check_model_files
     from .plots import analysis_plots
 
-    out_dir = Path(out_dir)
+    require_config(cfg, "analyze")
+    out_dir = output_dir(out_dir)
     texts_path = Path(texts_path)
     config, inputs, fp = analyze_inputs(cfg, base, tuned, texts_path)
     if stage_is_done(out_dir, fp):
         log.info("analyze: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
+    read_texts(texts_path, cfg.analyze.max_texts)  # the inputs checked before anything is written
+    for model in (base, tuned):
+        check_model_files(_model_cfg(cfg, model))
+    claim_output_dir(out_dir, "analyze", config, inputs, work=("tokens.parquet", "tokens.csv", "summary.json", "plots"),
+                     overwrite=overwrite)
     t0 = time.time()
     texts = read_texts(texts_path, cfg.analyze.max_texts)
     df = teacher_force(cfg, base, tuned, texts, progress=progress)

@@ -29,6 +29,40 @@ _SECTIONS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (the usage is one `--help` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _number(kind, low, inclusive=True, high=None):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if value < low or (not inclusive and value == low) or (high is not None and value > high):
+            where = f"{'>=' if inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {where}, got {text}")
+        return value
+    return parse
+
+
+POSITIVE_INT, COUNT, NON_NEGATIVE = _number(int, 1), _number(int, 0), _number(float, 0.0)
+POSITIVE = _number(float, 0.0, inclusive=False)
+
+# an override each command's help shows as its example: a key that command reads
+_EXAMPLE = {"sample": "sample.temperature=1.0", "decontaminate": "prompts.ngram=10", "filter": "filter.drop_shortest_fraction=0.2",
+            "train": "train.learning_rate=1e-5", "run": "sample.temperature=1.0", "sweep": "train.epochs=2",
+            "check": "eval.timeout=10", "evaluate": "eval.max_new_tokens=2048", "analyze": "analyze.max_texts=32",
+            "estimate": "sample.max_new_tokens=16384"}
+# commands that write an output directory and so take --overwrite
+_WRITES = ("sample", "decontaminate", "filter", "train", "run", "sweep", "check", "evaluate", "analyze")
+OVERWRITE_HELP = ("delete outputs in the output directory made with another config or other inputs, and start over "
+                  "(without it they are kept and the command stops, listing the differences)")
+
+
 def _keys_epilog(sections: tuple[str, ...]) -> str:
     rows = [r for r in describe() if r[0].split(".")[0] in sections]
     width = max(len(k) for k, _, _ in rows)
@@ -42,18 +76,23 @@ def _parser_for(sub, name: str, help_text: str, description: str):
     p = sub.add_parser(name, help=help_text, description=description, epilog=_keys_epilog(_SECTIONS[name]),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="YAML config file (same keys as below)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. sample.top_p=0.9")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides, e.g. {_EXAMPLE[name]}")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (simplesd's and the libraries')")
+    if name in _WRITES:
+        p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from . import __version__
+
+    parser = _Parser(
         prog="ssd",
         description="Simple Self-Distillation for code LLMs: sample from the frozen model, filter barely, "
         "fine-tune on its own samples, decode at a tuned temperature.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"ssd (simplesd) {__version__}, Python {sys.version.split()[0]}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = _parser_for(sub, "sample", "step 1: draw N samples per problem from the frozen model",
@@ -101,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
     p.add_argument("--prompts", help="problem file or datasets hub id (prompts.path)")
     p.add_argument("--out", help="run directory (output_dir)")
-    p.add_argument("--rounds", type=int, help="iterative SSD: this many rounds, each sampling from the last "
+    p.add_argument("--rounds", type=POSITIVE_INT, help="iterative SSD: this many rounds, each sampling from the last "
                    "round's model, in OUT/round-R/ (pipeline.rounds; see pipeline.* for prompts, init, early stop)")
 
     p = _parser_for(sub, "sweep", "run the pipeline over a grid of sampling/training settings, compare pass@1",
@@ -116,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a config key and its values, e.g. sample.temperature=1.0,1.5,2.0 (repeat for more keys)")
     p.add_argument("--eval-temperatures", help="T_eval values every point is evaluated at (eval.temperatures)")
-    p.add_argument("--point", type=int, help="run only point I (0-based, in grid order) and stop")
+    p.add_argument("--point", type=COUNT, help="run only point I (0-based, in grid order) and stop")
     p.add_argument("--out", required=True, help="sweep directory")
 
     p = _parser_for(sub, "check", "grade existing generations in the sandbox",
@@ -134,12 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="hub id or local directory")
     p.add_argument("--benchmark", required=True, choices=["humaneval", "livecodebench"])
     p.add_argument("--problems", required=True, help="benchmark file (or, for LiveCodeBench, its hub id)")
-    p.add_argument("--n", type=int, help="samples per problem (eval.n)")
+    p.add_argument("--n", type=POSITIVE_INT, help="samples per problem (eval.n)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--temperature", type=float, help="one T_eval (eval.temperature)")
+    g.add_argument("--temperature", type=NON_NEGATIVE, help="one T_eval (eval.temperature)")
     g.add_argument("--sweep", help="several T_eval, e.g. 0.2,0.6,1.0 (eval.temperatures)")
-    p.add_argument("--top-p", type=float, help="eval.top_p")
-    p.add_argument("--top-k", type=int, help="eval.top_k")
+    p.add_argument("--top-p", type=_number(float, 0.0, inclusive=False, high=1.0), help="eval.top_p")
+    p.add_argument("--top-k", type=COUNT, help="eval.top_k (0 = off)")
     p.add_argument("--out", required=True, help="output directory")
 
     p = _parser_for(sub, "analyze", "teacher-force base and tuned: lock/fork token statistics",
@@ -163,11 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "tokens/s and hours on vLLM, training tokens, hours and memory per GPU, each from a formula over "
                     "the model's shape and the token counts (src/simplesd/estimate.py says which).")
     p.add_argument("--model", help="hub id or local directory (model.name_or_path)")
-    p.add_argument("--prompts-count", type=int, help="prompts to sample on [default: prompts.max_prompts]")
-    p.add_argument("--mean-sample-tokens", type=float, help="mean sample length [default: from --samples, "
+    p.add_argument("--prompts-count", type=POSITIVE_INT, help="prompts to sample on [default: prompts.max_prompts]")
+    p.add_argument("--mean-sample-tokens", type=POSITIVE, help="mean sample length [default: from --samples, "
                    "else a quarter of sample.max_new_tokens]")
     p.add_argument("--samples", help="a finished `ssd sample` directory to take the mean sample length from")
-    p.add_argument("--gpus", type=int, default=8, help="GPUs [default: 8]")
+    p.add_argument("--gpus", type=POSITIVE_INT, default=8, help="GPUs [default: 8]")
     p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"], help="GPU kind [default: h100]")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -182,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs `ssd run` on the shipped tiny code model and its task family: evaluates "
                        "the base over a T_eval sweep, self-distils it with the paper's sampling settings, evaluates "
                        "the SSD model over the same sweep, and writes OUT/results.json (pass@1/pass@5 per T_eval, "
-                       "best-vs-best difference with a 95 %% bootstrap CI, self-sample correctness, greedy failure "
+                       "best-vs-best difference with a 95 % bootstrap CI, self-sample correctness, greedy failure "
                        "kinds, stage times, lock/fork analyses) and OUT/report.html. About 8 minutes on 2 cores.")
     p.add_argument("--out", default="runs/demo", help="run directory [default: runs/demo]")
     p.add_argument("--quick", action="store_true", help="a fraction of the prompts, problems and temperatures "
@@ -192,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "dev"],
                    help="evaluate on the test split (default) or on dev, where the demo's knobs are chosen")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.learning_rate=3e-4")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (simplesd's and the libraries')")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     p = sub.add_parser("testbed", help="the testbed: rebuild its base model, or write a config for it",
                        description="The testbed (the shipped tiny code model and its task family).")
@@ -205,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reduced", action="store_true", help="the same pipeline at toy size (seconds; for tests)")
     b.add_argument("--install", action="store_true", help="copy the built model into the installed package "
                    "(replacing the shipped base; for maintainers)")
-    b.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    b.add_argument("--no-progress", action="store_true", help="hide progress bars (simplesd's and the libraries')")
     c = tsub.add_parser("config", help="write the testbed's task splits and a config for `ssd run` / `ssd sweep`",
                         description="Writes OUT/{ssd,dev,test}.jsonl (the shipped base's splits) and OUT/testbed.yaml: "
                         "the demo's config (the shipped base, the paper's sampling, the tiny model's LR), so every "
@@ -254,21 +294,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from .execute.sandbox import SandboxError
+def hide_progress_bars() -> None:
+    """--no-progress for every bar, not only simplesd's: tqdm reads TQDM_DISABLE (also in the replica and grader
+    processes this one starts), and transformers, datasets and huggingface_hub have their own switches."""
+    import os
 
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    for module, switch in (("transformers.utils.logging", "disable_progress_bar"), ("datasets.utils.logging",
+                           "disable_progress_bar"), ("huggingface_hub.utils", "disable_progress_bars")):
+        mod = sys.modules.get(module)  # already imported: switch it off there too (not imported: the env does it)
+        if mod is not None:
+            getattr(mod, switch)()
+
+
+INTERRUPTED = "ssd: interrupted; rerun the same command to resume"
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        return _dispatch(args)
-    except (InputError, SandboxError) as e:  # bad input, or a machine that cannot host the grading sandbox
-        print(f"ssd: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        args = parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        if getattr(args, "no_progress", False):
+            hide_progress_bars()
+        from .execute.sandbox import SandboxError
+
+        try:
+            return _dispatch(args)
+        except (InputError, SandboxError) as e:  # bad input, or a machine that cannot host the grading sandbox
+            print(f"ssd: error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        # every file is written atomically and every stage resumes: nothing to clean up but the message
+        print(("\n" if sys.stderr.isatty() else "") + INTERRUPTED, file=sys.stderr)  # (a bar may hold the tty's line)
+        return 130
 
 
 def _dispatch(args) -> int:
     progress = not getattr(args, "no_progress", False)
+    if getattr(args, "out", None):  # before any work: an --out that names a file is refused at once
+        from .io import output_dir
+
+        output_dir(args.out)
     if args.command == "config":
         print(to_yaml(load_config(args.config, args.overrides)), end="")
         return 0
@@ -276,7 +345,7 @@ def _dispatch(args) -> int:
         from .testbed.demo import demo
 
         demo(args.out, quick=args.quick, ablation=args.ablation, base=args.base, split=args.split,
-             overrides=args.overrides, progress=progress)
+             overrides=args.overrides, progress=progress, overwrite=args.overwrite)
         return 0
     if args.command == "testbed" and args.testbed_command == "config":
         from .testbed.demo import write_testbed_config
@@ -308,7 +377,7 @@ def _dispatch(args) -> int:
         from .sample import FLAGS, parse_worker, sample
 
         worker = parse_worker(args.worker)
-        m = sample(_config(args), args.out, progress=progress, worker=worker)
+        m = sample(_config(args), args.out, progress=progress, overwrite=args.overwrite, worker=worker)
         if m is None:
             print(f"sample: worker {args.worker} done -> {args.out}")
         else:
@@ -320,7 +389,7 @@ def _dispatch(args) -> int:
     elif args.command == "decontaminate":
         from .decontaminate import decontaminate
 
-        m = decontaminate(_config(args).prompts, args.against, args.out)
+        m = decontaminate(_config(args), args.out, against=args.against, overwrite=args.overwrite)
         c = m["counts"]
         print(f"decontaminate: {c['flagged']} of {c['prompts']} prompts flagged, {c['kept']} kept -> {args.out}/clean.jsonl")
         for bench, b in m["by_benchmark"].items():
@@ -329,19 +398,21 @@ def _dispatch(args) -> int:
     elif args.command == "filter":
         from .filter import filter_samples
 
-        m = filter_samples(args.samples, _config(args).filter, args.out)
+        m = filter_samples(_config(args), args.samples, args.out, overwrite=args.overwrite)
         c = m["counts"]
-        print(f"filter: kept {c['kept']} of {c['total']} -> {args.out}/train.jsonl")
+        print(f"filter: kept {c['kept']} of {c['total']}: {c['train_rows']} -> {args.out}/train.jsonl, "
+              f"{c['held_out']} held out -> {args.out}/heldout.jsonl")
     elif args.command == "train":
         from .train import train
 
-        m = train(_config(args), args.data, args.out, progress=progress)
+        m = train(_config(args), args.data, args.out, progress=progress, overwrite=args.overwrite)
         if m is not None:  # the main process of a multi-process launch
             print(f"train: {m['counts']['optimizer_steps']} steps, final loss {m['counts']['final_loss']} -> {args.out}/model")
     elif args.command == "check":
         from .evaluate import check
 
-        s = check(args.benchmark, args.problems, args.solutions, args.out, _config(args).eval, progress=progress)
+        cfg = _config(args, [f"eval.benchmark={args.benchmark}", f"eval.problems={args.problems}"])
+        s = check(cfg, args.solutions, args.out, progress=progress, overwrite=args.overwrite)
         print(f"check: {sum(s['verdicts'].values())} solutions graded -> {args.out}/summary.json")
         for k, v in s["overall"].items():
             print(f"  {k}: {v['value']:.4f}  (95% CI {v['ci95'][0]:.4f}-{v['ci95'][1]:.4f}, {v['problems']} problems)")
@@ -350,32 +421,33 @@ def _dispatch(args) -> int:
         from .evaluate import evaluate
 
         extra = [f"eval.benchmark={args.benchmark}", f"eval.problems={args.problems}"]
-        if args.n:
+        if args.n is not None:
             extra.append(f"eval.n={args.n}")
         if args.temperature is not None:
             extra += [f"eval.temperature={args.temperature}", "eval.temperatures="]
-        if args.sweep:
+        if args.sweep is not None:
             extra.append(f"eval.temperatures={args.sweep}")
         if args.top_p is not None:
             extra.append(f"eval.top_p={args.top_p}")
         if args.top_k is not None:
             extra.append(f"eval.top_k={args.top_k}")
         cfg = _config(args, extra)
-        r = evaluate(cfg, args.model, args.out, progress=progress)
+        r = evaluate(cfg, args.model, args.out, progress=progress, overwrite=args.overwrite)
         for t, row in r["by_temperature"].items():
             print(f"  T_eval {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
         print(f"evaluate: best T_eval {r['best_temperature']} -> {args.out}/results.json")
     elif args.command == "run":
-        from .pipeline import run_rounds
+        from .pipeline import run
 
         cfg = _config(args, ([f"output_dir={args.out}"] if args.out else [])
-                      + ([f"pipeline.rounds={args.rounds}"] if args.rounds else []))
-        run_rounds(cfg, progress=progress)
+                      + ([f"pipeline.rounds={args.rounds}"] if args.rounds is not None else []))
+        run(cfg, progress=progress, overwrite=args.overwrite)
     elif args.command == "sweep":
         from .sweep import parse_grid, sweep
 
-        extra = [f"eval.temperatures={args.eval_temperatures}"] if args.eval_temperatures else []
-        r = sweep(_config(args, extra), parse_grid(args.grid), args.out, point=args.point, progress=progress)
+        extra = [f"eval.temperatures={args.eval_temperatures}"] if args.eval_temperatures is not None else []
+        r = sweep(_config(args, extra), parse_grid(args.grid), args.out, point=args.point, progress=progress,
+                  overwrite=args.overwrite)
         if r is not None:
             print(f"sweep: best point {r['best']} -> {args.out}/sweep.md, sweep.png")
     return 0
@@ -387,10 +459,10 @@ def _estimate(args) -> int:
     from .estimate import estimate, format_estimate, mean_sample_tokens_from
 
     cfg = _config(args)
-    prompts = args.prompts_count or cfg.prompts.max_prompts
+    prompts = args.prompts_count if args.prompts_count is not None else cfg.prompts.max_prompts
     if not prompts:
         raise InputError("ssd estimate: give --prompts-count (or set prompts.max_prompts)")
-    mean = args.mean_sample_tokens or (mean_sample_tokens_from(args.samples) if args.samples else cfg.sample.max_new_tokens / 4)
+    mean = args.mean_sample_tokens if args.mean_sample_tokens is not None else (mean_sample_tokens_from(args.samples) if args.samples else cfg.sample.max_new_tokens / 4)
     e = estimate(cfg, prompts, mean, gpus=args.gpus, gpu=args.gpu)
     print(json.dumps(e, indent=2) if args.json else format_estimate(e))
     return 0
@@ -414,7 +486,7 @@ def _analyze(args, progress: bool) -> int:
     for flag, value in (("--base", base), ("--tuned", tuned), ("--texts", texts), ("--out", out)):
         if not value:
             raise InputError(f"ssd analyze: {flag} is required (or give --run RUN_DIR)")
-    m = analyze(cfg, base, tuned, texts, out, progress=progress, csv=args.csv)
+    m = analyze(cfg, base, tuned, texts, out, progress=progress, overwrite=args.overwrite, csv=args.csv)
     print(f"analyze: {m['counts']['tokens']} tokens of {m['counts']['texts']} texts -> {out}")
     print("  " + read_json(Path(out) / "summary.json")["findings"]["statement"])
     return 0

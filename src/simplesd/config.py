@@ -12,6 +12,8 @@ shortest 10 %; SFT with AdamW, cosine schedule, peak LR 5e-6, batch 32; decode a
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ class PromptsConfig:
     split: str = _f("train", "Split to load when `path` is a hub id.")
     subset: str | None = _f(None, "Dataset configuration (subset) name when `path` is a hub id, e.g. seed_sft for microsoft/rStar-Coder.")
     format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
-    dedup: bool = _f(True, "Drop repeated problems: the same statement (question + starter code) exactly, or after lower-casing and collapsing whitespace and punctuation; the first is kept.")
+    dedup: bool = _f(True, "Drop repeated problems: the same statement (question + starter code) exactly, or after lower-casing and collapsing whitespace (punctuation is kept: on code it is content); the first is kept.")
     shuffle: bool = _f(True, "Order the problems by a seeded hash of their id before offset and max_prompts, so a cap takes a random subset that stays the same when the file grows or is reordered. false = file order.")
     seed: int = _f(0, "Seed of that shuffle.")
     max_prompts: int | None = _f(None, "Use only the first N problems (after dedup, decontamination and the shuffle).")
@@ -66,7 +68,7 @@ class SampleConfig:
     min_p: float = _f(0.0, "Drop tokens whose probability is below min_p x the top token's (0 = off). Last.")
     n: int = _f(1, "Samples per prompt (paper: 1).")
     max_new_tokens: int = _f(4096, "Generation cap per sample (paper: 65536). Hitting it gives finish_reason=length.")
-    seed: int = _f(0, "Global sampling seed; every batch's seed derives from it, the shard and the batch index.")
+    seed: int = _f(0, "Sampling seed: each sample draws from its own random stream, seeded from (this seed, prompt id, sample index), so a sample does not depend on its batch, shard, replica or a resume.")
     batch_size: int = _f(8, "Prompts per generate() call (each expands to n sequences). Prompts are length-bucketed.")
     shard_size: int = _f(64, "Prompts per output shard: the unit that is written atomically and resumed.")
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
@@ -175,6 +177,19 @@ class SSDConfig:
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig, metadata={"help": "Token analysis of base vs tuned (lock/fork)."})
     pipeline: PipelineConfig = field(default_factory=PipelineConfig, metadata={"help": "Iterative SSD (rounds)."})
     output_dir: str = _f("runs/ssd", "Run directory (one sub-directory per stage).")
+
+
+def require_config(cfg: Any, function: str) -> SSDConfig:
+    """Every stage function takes the whole config first; an old call form gets a TypeError that says so."""
+    if not isinstance(cfg, SSDConfig):
+        raise TypeError(f"simplesd.{function}(): the first argument is the whole SSDConfig (simplesd.load_config(...) or "
+                        f"simplesd.SSDConfig()), got {type(cfg).__name__}; see docs/api.md")
+    return cfg
+
+
+def stage_config(cfg: Any, section: str, function: str):
+    """The section of the whole config a stage reads (`require_config` first)."""
+    return getattr(require_config(cfg, function), section)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -334,7 +349,32 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("filter.drop_shortest_fraction", "must be in [0, 1)")
     if not 0 <= fl.holdout_fraction < 1:
         bad("filter.holdout_fraction", "must be in [0, 1)")
+    if s.max_model_len is not None and s.max_model_len < 1:
+        bad("sample.max_model_len", "must be >= 1 or null")
+    e = cfg.eval
+    if e.benchmark not in ("", "humaneval", "livecodebench"):
+        bad("eval.benchmark", f"must be humaneval, livecodebench or empty, got {e.benchmark!r}")
+    for i, temp in enumerate(e.temperatures):
+        if temp < 0:
+            bad(f"eval.temperatures[{i}]", f"must be >= 0, got {temp}")
+    if e.timeout is not None and not e.timeout > 0:
+        bad("eval.timeout", f"must be > 0 seconds or null (the benchmark's default), got {e.timeout}")
+    if e.workers is not None and e.workers < 1:
+        bad("eval.workers", "must be >= 1 or null (one per available core)")
+    if e.memory_mb < 64:
+        bad("eval.memory_mb", f"must be >= 64 (a Python program needs tens of MB to start), got {e.memory_mb}")
+    for key in ("start_month", "end_month"):
+        month = getattr(e, key)
+        if month is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            bad(f"eval.{key}", f"must be YYYY-MM or null, got {month!r}")
+    if e.start_month and e.end_month and e.start_month > e.end_month:
+        bad("eval.start_month", f"{e.start_month} is after eval.end_month {e.end_month}")
+    for i, d in enumerate(e.difficulties):
+        if d not in ("easy", "medium", "hard"):
+            bad(f"eval.difficulties[{i}]", f"must be easy, medium or hard, got {d!r}")
     a = cfg.analyze
+    if a.examples < 0:
+        bad("analyze.examples", "must be >= 0")
     if a.max_texts < 1:
         bad("analyze.max_texts", "must be >= 1")
     if a.batch_tokens < 1:
@@ -347,6 +387,28 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("train.effective_batch_size", "batch sizes must be >= 1")
     if t.effective_batch_size % t.per_device_batch_size:
         bad("train.effective_batch_size", f"must be a multiple of train.per_device_batch_size ({t.per_device_batch_size})")
+    if t.epochs <= 0 and t.max_steps < 1:
+        bad("train.epochs", f"must be > 0 (or set train.max_steps), got {t.epochs:g}: nothing would be trained")
+    if t.max_steps != -1 and t.max_steps < 1:
+        bad("train.max_steps", f"must be >= 1, or -1 to train for train.epochs, got {t.max_steps}")
+    for key in ("max_seq_length", "save_steps", "save_total_limit", "logging_steps"):
+        if getattr(t, key) < 1:
+            bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
+    if not 0 <= t.warmup_ratio < 1:
+        bad("train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
+    if t.weight_decay < 0:
+        bad("train.weight_decay", f"must be >= 0, got {t.weight_decay}")
+    lo = t.lora
+    if lo.r < 1:
+        bad("train.lora.r", f"must be >= 1, got {lo.r}")
+    if lo.alpha <= 0:
+        bad("train.lora.alpha", f"must be > 0, got {lo.alpha}")
+    if not 0 <= lo.dropout < 1:
+        bad("train.lora.dropout", f"must be in [0, 1), got {lo.dropout}")
+    if not lo.target_modules:
+        bad("train.lora.target_modules", "must name at least one module (or all-linear)")
+    if not cfg.prompts.split:
+        bad("prompts.split", "must not be empty")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
         bad("train.precision", f"must be auto, bf16, fp16 or fp32, got {t.precision!r}")
     if cfg.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -381,26 +443,147 @@ def validate(cfg: SSDConfig) -> SSDConfig:
     return cfg
 
 
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise _RepeatedKey(
+                        None, None, f"key '{key}' appears twice (first on line {seen[key]})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; a malformed file or a repeated key is an InputError naming file:line:column."""
+    from .io import read_text
+
+    p = Path(path)
+    text = read_text(p, "config file")
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        if isinstance(e, _RepeatedKey):
+            raise InputError(f"{where}: {e.problem}") from None
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise InputError(f"{where}: malformed YAML ({what})") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{p}: malformed YAML ({str(e).splitlines()[0]})") from None
+
+
+# Keys holding paths. In a YAML file a relative path is relative to the file's directory, so a config can sit
+# beside its data; on the command line it is relative to the working directory. `name_or_path`, `prompts.path`
+# and `eval.problems` may also be hub ids: those are taken as file-relative only when that path exists (or, for
+# the two problem keys, when the value names a file by its extension).
+PATH_KEYS = ("model.chat_template", "output_dir", "prompts.decontaminate_against")
+HUB_OR_PATH_KEYS = ("model.name_or_path", "prompts.path", "eval.problems")
+_FILE_SUFFIXES = (".jsonl", ".json", ".gz", ".parquet", ".jinja", ".yaml", ".yml", ".txt")
+
+
+def _is_relative_local(value: str) -> bool:
+    return bool(value) and not Path(value).expanduser().is_absolute() and "://" not in value
+
+
+def _relocate(value: str, base: Path, key: str) -> str:
+    """`value` read from a file in `base`, as a path that works from the working directory."""
+    if key == "prompts.decontaminate_against":  # BENCH:PATH
+        bench, sep, rest = value.partition(":")
+        return bench + sep + _relocate(rest, base, "output_dir") if sep else value
+    if not _is_relative_local(value):
+        return value
+    candidate = os.path.normpath(base / value)
+    if key in HUB_OR_PATH_KEYS and not Path(candidate).exists():
+        names_a_file = key != "model.name_or_path" and value.lower().endswith(_FILE_SUFFIXES)
+        if not names_a_file:
+            return value  # a hub id (or a path from the working directory, as before)
+    return candidate
+
+
+def _relocate_paths(data: dict, base: Path) -> None:
+    for key in (*PATH_KEYS, *HUB_OR_PATH_KEYS):
+        section, _, name = key.rpartition(".")
+        holder = data.get(section) if section else data
+        if not isinstance(holder, dict) or name not in holder:
+            continue
+        value = holder[name]
+        if isinstance(value, str):
+            holder[name] = _relocate(value, base, key)
+        elif isinstance(value, list):
+            holder[name] = [_relocate(v, base, key) if isinstance(v, str) else v for v in value]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: SSDConfig | None = None) -> SSDConfig:
-    """Defaults <- YAML file <- overrides, then validated."""
+    """Defaults <- YAML file <- overrides, then validated. Relative paths in the file are relative to it."""
     cfg = base if base is not None else SSDConfig()
     if path:
         p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: config file not found")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"{p}: malformed YAML ({str(e).splitlines()[0]})") from None
+        data = read_yaml(p) or {}
         if not isinstance(data, dict):
-            raise InputError(f"{p}: expected a mapping at the top level")
+            raise InputError(f"{p}: expected a mapping of config keys at the top level")
+        _relocate_paths(data, p.parent)
         try:
             _apply_mapping(cfg, data)
         except InputError as e:
             raise InputError(f"{p}: {e}") from None
     for o in overrides:
         apply_override(cfg, o)
-    return validate(cfg)
+    try:
+        return validate(cfg)
+    except InputError as e:  # a bad value the file set (and no override replaced) is reported with the file
+        key = re.match(r"config key '([\w.]+)", str(e))
+        if path and key and key.group(1) in _leaf_keys(data) and key.group(1) not in {parse_override(o)[0] for o in overrides}:
+            raise InputError(f"{path}: {e}") from None
+        raise
+
+
+def _leaf_keys(data: Any, prefix: str = "") -> set[str]:
+    if not isinstance(data, dict):
+        return {prefix[:-1]}
+    return set().union(*(_leaf_keys(v, f"{prefix}{k}.") for k, v in data.items())) if data else set()
+
+
+def _portable_paths(data: dict, directory: Path) -> None:
+    """The inverse of `_relocate_paths` for a config written into `directory`: local relative paths are rewritten
+    relative to it, so loading the file back finds the same files from any working directory."""
+    def rel(value: str, key: str) -> str:
+        if key == "prompts.decontaminate_against":
+            bench, sep, rest = value.partition(":")
+            return bench + sep + rel(rest, "output_dir") if sep else value
+        if not _is_relative_local(value) or (key in HUB_OR_PATH_KEYS and not Path(value).exists()):
+            return value
+        return os.path.relpath(os.path.abspath(value), os.path.abspath(directory))
+
+    for key in (*PATH_KEYS, *HUB_OR_PATH_KEYS):
+        section, _, name = key.rpartition(".")
+        holder = data.get(section) if section else data
+        if isinstance(holder, dict) and isinstance(holder.get(name), str):
+            holder[name] = rel(holder[name], key)
+        elif isinstance(holder, dict) and isinstance(holder.get(name), list):
+            holder[name] = [rel(v, key) for v in holder[name]]
+
+
+def write_config(cfg: Any, path: str | Path) -> Path:
+    """Writes cfg as YAML at `path` (atomically), its relative paths rewritten relative to the file's directory, so
+    `load_config(path)` gives back the same config from any working directory."""
+    from .io import atomic_write_text
+
+    path = Path(path)
+    data = to_dict(cfg)
+    _portable_paths(data, path.parent)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def to_dict(cfg: Any) -> dict:

@@ -24,8 +24,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import InputError, atomic_write_jsonl, fingerprint_path, write_json
-from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, write_json
+from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig
 from .prompts import Problem, read_problems, statement, words
 
 log = logging.getLogger(__name__)
@@ -207,10 +208,15 @@ def counts_of(flagged: list[dict], prompts: int, index: NgramIndex) -> dict:
     return {"prompts": prompts, "flagged": hit, "kept": prompts - hit, "by_benchmark": by_bench}
 
 
-def decontaminate(pcfg, against: list[str], out_dir: str | Path) -> dict:
-    """`ssd decontaminate`: every record of the prompt file (no dedup, no shuffle) against every problem of each
-    BENCH:PATH. Writes clean.jsonl (the records kept, as given), report.json and manifest.json."""
-    out_dir = Path(out_dir)
+def decontaminate(cfg: SSDConfig, out_dir: str | Path, *, against: list[str] | None = None, overwrite: bool = False) -> dict:
+    """`ssd decontaminate`: every record of cfg.prompts' file (no dedup, no shuffle) against every problem of each
+    BENCH:PATH in `against` (default: cfg.prompts.decontaminate_against). Writes clean.jsonl (the records kept, as
+    given), report.json and manifest.json; a directory holding another run's is refused unless `overwrite`."""
+    from .config import stage_config
+
+    pcfg = stage_config(cfg, "prompts", "decontaminate")
+    against = list(pcfg.decontaminate_against if against is None else against)
+    out_dir = output_dir(out_dir)
     if not against:
         raise InputError("ssd decontaminate: give at least one --against BENCH:PATH")
     targets = [parse_target(a) for a in against]
@@ -230,6 +236,7 @@ def decontaminate(pcfg, against: list[str], out_dir: str | Path) -> dict:
     t_flag = time.time()
     hit = {f["index"] for f in flagged}
     counts = counts_of(flagged, len(rows), index)
+    claim_output_dir(out_dir, "decontaminate", settings, inputs, work=("clean.jsonl", "report.json"), overwrite=overwrite)
     atomic_write_jsonl(out_dir / "clean.jsonl", (rec for i, (_, rec, _) in enumerate(rows) if i not in hit))
     write_json(out_dir / "report.json", {"counts": counts, "settings": index.describe(), "flagged": flagged})
     timings = {"read": t_read - t0, "index": t_index - t_read, "flag": t_flag - t_index, "total": time.time() - t0}

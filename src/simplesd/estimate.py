@@ -81,9 +81,12 @@ def shape_of(name_or_path: str, trust_remote_code: bool = False) -> Shape:
         return KNOWN[name_or_path]
     from transformers import AutoConfig
 
+    from .models import model_location
+
+    model_location(name_or_path)  # a path that does not exist is said so (not a hub error)
     try:
         c = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise InputError(f"{name_or_path}: cannot read the model's config ({str(e).splitlines()[0]})") from None
     c = getattr(c, "text_config", c)
     heads = c.num_attention_heads

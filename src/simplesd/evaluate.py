@@ -16,9 +16,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .config import EvalConfig, SSDConfig, to_dict
-from .io import InputError, atomic_write_jsonl, fingerprint_path, read_jsonl, require_field, write_json
-from .manifest import fingerprint, stage_is_done, versions, write_manifest
+from .config import EvalConfig, SSDConfig, require_config, stage_config, to_dict
+from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, read_json, read_jsonl, require_field, write_json
+from .manifest import claim_output_dir, fingerprint, stage_is_done, versions, write_manifest
 from .metrics import paired_difference, summarize
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,11 @@ def preflight(cfg: SSDConfig, model: str, echo=None) -> None:
     from transformers import AutoConfig
 
     from .execute.pool import GraderPool, Limits
-    from .models import load_tokenizer
+    from .models import check_model_files, load_tokenizer
 
     mcfg = copy.copy(cfg.model)
     mcfg.name_or_path = model
+    check_model_files(mcfg)
     load_tokenizer(mcfg)
     try:
         AutoConfig.from_pretrained(model, revision=mcfg.revision, trust_remote_code=mcfg.trust_remote_code)
@@ -124,26 +125,52 @@ def summary_of(problems: list, rows: list[dict]) -> dict:
     }
 
 
-def check(benchmark: str, problems_path: str, solutions_path: str | Path, out_dir: str | Path,
-          ecfg: EvalConfig | None = None, progress: bool = True) -> dict:
-    """Grades existing generations (`ssd check`)."""
+# what decides a verdict (eval.workers only spreads the work; the decoding keys only matter to `evaluate`)
+GRADING_KEYS = ("benchmark", "timeout", "early_exit", "extraction", "memory_mb")
+SELECTION_KEYS = ("start_month", "end_month", "difficulties")
+
+
+def _grading(e: EvalConfig) -> dict:
+    return {k: getattr(e, k) for k in GRADING_KEYS}
+
+
+def _need_benchmark(e: EvalConfig) -> None:
+    if not e.benchmark:
+        raise InputError("config key 'eval.benchmark': set humaneval or livecodebench (--benchmark)")
+    if not e.problems:
+        raise InputError("config key 'eval.problems': set the benchmark's problem file (--problems)")
+
+
+def check(cfg: SSDConfig, solutions_path: str | Path, out_dir: str | Path, *, progress: bool = True,
+          overwrite: bool = False) -> dict:
+    """Grades existing generations (`ssd check`): cfg.eval.benchmark's problems in cfg.eval.problems against the
+    JSONL of task_id + completion at solutions_path. Skipped when out_dir holds the same grading; a directory
+    holding another's is refused unless `overwrite`."""
     from .execute.benchmarks import load_benchmark
 
-    ecfg = ecfg or EvalConfig()
+    ecfg = stage_config(cfg, "eval", "check")
+    _need_benchmark(ecfg)
+    out_dir = output_dir(out_dir)
+    inputs = {"problems": fingerprint_path(ecfg.problems), "solutions": fingerprint_path(solutions_path)}
+    config = _grading(ecfg)
+    fp = fingerprint("check", config, inputs)
+    if stage_is_done(out_dir, fp):
+        log.info("check: %s is complete for these solutions and settings; skipping", out_dir)
+        return read_json(out_dir / "summary.json")
     t0 = time.time()
-    problems = load_benchmark(benchmark, problems_path)
+    problems = load_benchmark(ecfg.benchmark, ecfg.problems)
     solutions = read_solutions(solutions_path, {p.task_id for p in problems})
+    claim = dict(stage="check", config=config, inputs=inputs, work=("verdicts.jsonl", "summary.json"), overwrite=overwrite)
+    claim_output_dir(out_dir, **claim, write=False)  # refused before the grading, written after it (the sandbox may fail)
     graded_ids = {t for t, _ in solutions}
     problems = [p for p in problems if p.task_id in graded_ids]
     rows, grader = grade(problems, solutions, ecfg, progress)
-    out_dir = Path(out_dir)
+    claim_output_dir(out_dir, **claim)
     atomic_write_jsonl(out_dir / "verdicts.jsonl", rows)
-    summary = {"benchmark": benchmark, "problems_file": str(problems_path), "solutions_file": str(solutions_path),
+    summary = {"benchmark": ecfg.benchmark, "problems_file": str(ecfg.problems), "solutions_file": str(solutions_path),
                **summary_of(problems, rows), "grader": grader, "versions": versions(), "seconds": round(time.time() - t0, 3)}
     write_json(out_dir / "summary.json", summary)
-    inputs = {"problems": fingerprint_path(problems_path), "solutions": fingerprint_path(solutions_path)}
-    write_manifest(out_dir, stage="check", fp=fingerprint("check", to_dict(ecfg), inputs), config=to_dict(ecfg),
-                   inputs=inputs, outputs=["verdicts.jsonl", "summary.json"],
+    write_manifest(out_dir, stage="check", fp=fp, config=config, inputs=inputs, outputs=["verdicts.jsonl", "summary.json"],
                    counts={"solutions": len(rows), **summary["verdicts"]}, timings={"total": time.time() - t0})
     return summary
 
@@ -152,16 +179,12 @@ def check(benchmark: str, problems_path: str, solutions_path: str | Path, out_di
 # Generate + grade
 
 
-def _selected_problems(cfg: SSDConfig, out_dir: Path):
-    """Loads the benchmark, applies the LiveCodeBench window, and writes the selection as a prompt file.
-    Returns the problems and the selection's description (settings, problem counts per month and difficulty)."""
+def _selected_problems(cfg: SSDConfig):
+    """Loads the benchmark, applies the LiveCodeBench window, Returns the problems and the selection's description (settings, problem counts per month and difficulty)."""
     from .execute.benchmarks import load_benchmark, select_window
 
     e = cfg.eval
-    if not e.benchmark:
-        raise InputError("config key 'eval.benchmark': set humaneval or livecodebench")
-    if not e.problems:
-        raise InputError("config key 'eval.problems': set the benchmark's problem file")
+    _need_benchmark(e)
     problems = load_benchmark(e.benchmark, e.problems)
     selection = {"problems_in_file": len(problems)}
     if e.benchmark == "livecodebench":
@@ -181,7 +204,6 @@ def _selected_problems(cfg: SSDConfig, out_dir: Path):
     selection["problems"] = len(problems)
     selection["by_month"] = dict(sorted(Counter((p.contest_date or "")[:7] or "unknown" for p in problems).items()))
     selection["by_difficulty"] = dict(sorted(Counter(p.difficulty or "unknown" for p in problems).items()))
-    atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
     return problems, selection
 
 
@@ -200,18 +222,40 @@ def _longest_prompt(cfg: SSDConfig) -> int:
     return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
 
 
-def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = True, check_first: bool = True) -> dict:
-    """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature.
+def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
+    """(the settings that decide an evaluation directory's results, the inputs' fingerprints). The T_eval list is
+    not among them: adding a temperature to the sweep reuses the others."""
+    e = cfg.eval
+    mcfg = {**to_dict(cfg.model), "name_or_path": model}
+    ecfg = {k: v for k, v in to_dict(e).items() if k not in ("temperature", "temperatures", "workers")}
+    inputs = {"model": fingerprint_path(model), "problems": fingerprint_path(e.problems)}
+    if cfg.model.chat_template:
+        inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
+    return {"model": mcfg, "eval": ecfg, "sample.backend": cfg.sample.backend}, inputs
+
+
+def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
+             check_first: bool = True) -> dict:
+    """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature; a
+    directory holding another model's, benchmark's or settings' evaluation is refused unless `overwrite`.
     `check_first`: run `preflight` before sampling (`ssd run` did it before its first stage)."""
     from .sample import iter_samples, load_engine, release, sample, sample_inputs
 
-    out_dir = Path(out_dir)
+    require_config(cfg, "evaluate")
+    out_dir = output_dir(out_dir)
     e = cfg.eval
     if check_first:
         preflight(cfg, model)
     temps = e.temperatures or [e.temperature]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    problems, selection = _selected_problems(cfg, out_dir)
+    problems, selection = _selected_problems(cfg)
+    config, inputs = evaluate_identity(cfg, model)
+    earlier = read_json(out_dir / "results.json") if (out_dir / "results.json").is_file() else {}
+    # an evaluation of this model on this benchmark from before simplesd kept stage records: its temperatures'
+    # samples still say what made them (each is refused on its own if another config did)
+    legacy = earlier.get("model") == model and earlier.get("benchmark") == e.benchmark
+    claim_output_dir(out_dir, "evaluate", config, inputs, work=("T*", "results.json"), bookkeeping=("problems.jsonl",),
+                     overwrite=overwrite, adopt=legacy)
+    atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
     results = {}
     loaded = None  # the model is loaded once for the whole sweep, and only if some temperature needs sampling
     for t in temps:
@@ -231,10 +275,11 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
         if loaded is None and s.data_parallel_size == 1 and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
             loaded = load_engine(scfg, _longest_prompt(scfg) if s.backend == "vllm" else 0)
         sample(scfg, tdir / "samples", progress=progress, loaded=loaded)
-        inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
-        fp = fingerprint("grade", to_dict(e), inputs)
+        grade_inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
+        grading = {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}}
+        fp = fingerprint("grade", grading, grade_inputs)
         if stage_is_done(tdir, fp):
-            results[f"{t:g}"] = json.loads((tdir / "summary.json").read_text())
+            results[f"{t:g}"] = read_json(tdir / "summary.json")
             continue
         t0 = time.time()
         solutions = [(r["prompt_id"], r["output"]) for _, r in iter_samples(tdir / "samples")]
@@ -248,7 +293,7 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, progress: bool = T
                    "selection": selection,
                    **summary_of(problems, rows), "grader": grader, "versions": versions()}
         write_json(tdir / "summary.json", summary)
-        write_manifest(tdir, stage="grade", fp=fp, config=to_dict(e), inputs=inputs,
+        write_manifest(tdir, stage="grade", fp=fp, config=grading, inputs=grade_inputs,
                        outputs=["verdicts.jsonl", "summary.json"], counts=summary["verdicts"],
                        timings={"total": time.time() - t0})
         results[f"{t:g}"] = summary

@@ -21,9 +21,9 @@ import math
 import time
 from pathlib import Path
 
-from .config import FilterConfig, to_dict
-from .io import InputError, atomic_write_jsonl, fingerprint_path, write_json
-from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import FilterConfig, SSDConfig, stage_config, to_dict
+from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, write_json
+from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
 from .sample import FLAGS, iter_samples, sample_flags
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,16 @@ def heldout_prompts(prompt_ids: list[str], fraction: float) -> set[str]:
     return set(unique[: min(math.ceil(fraction * len(unique)), len(unique) - 1)])
 
 
-def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) -> dict:
-    out_dir = Path(out_dir)
+def filter_samples(cfg: SSDConfig, samples: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+    """Filters `samples` (a `ssd sample` directory or a samples JSONL file) by cfg.filter into out_dir. A directory
+    holding another config's or other inputs' train.jsonl is refused unless `overwrite`."""
+    fcfg = stage_config(cfg, "filter", "filter_samples")
+    out_dir = output_dir(out_dir)
     samples = Path(samples)
     if not samples.exists():
         raise InputError(f"{samples}: samples not found (a sample directory or a JSONL file)")
     inputs = {"samples": fingerprint_path(samples)}
-    fp = fingerprint("filter", to_dict(cfg), inputs)
+    fp = fingerprint("filter", to_dict(fcfg), inputs)
     if stage_is_done(out_dir, fp):
         log.info("filter: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
@@ -110,11 +113,13 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
         records.append(r)
     if not records:
         raise InputError(f"{samples}: no samples to filter")
-    kept, dropped = select(records, cfg)
+    kept, dropped = select(records, fcfg)
     if not kept:
         raise InputError(f"{samples}: every sample was filtered out ({len(dropped)} dropped); nothing to train on")
 
-    held = heldout_prompts([records[i]["prompt_id"] for i in kept], cfg.holdout_fraction)
+    held = heldout_prompts([records[i]["prompt_id"] for i in kept], fcfg.holdout_fraction)
+    claim_output_dir(out_dir, "filter", to_dict(fcfg), inputs, work=("train.jsonl", "heldout.jsonl"),
+                     bookkeeping=("stats.json",), overwrite=overwrite, section="filter")
 
     def rows(indices):
         return ({"messages": [{"role": "user", "content": records[i]["prompt"]},
@@ -148,7 +153,7 @@ def filter_samples(samples: str | Path, cfg: FilterConfig, out_dir: str | Path) 
     }
     write_json(out_dir / "stats.json", stats)
     return write_manifest(
-        out_dir, stage="filter", fp=fp, config=to_dict(cfg), inputs=inputs,
+        out_dir, stage="filter", fp=fp, config=to_dict(fcfg), inputs=inputs,
         outputs=["train.jsonl", "heldout.jsonl", "stats.json"],
         counts={"total": stats["total"], "kept": stats["kept"], "held_out": stats["held_out"],
                 "train_rows": stats["kept"] - stats["held_out"],

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -26,6 +27,29 @@ def open_text(path: str | Path):
     return open(path, encoding="utf-8")
 
 
+def unreadable(path: str | Path, e: Exception) -> InputError:
+    """The one-line error for a file that is not the UTF-8 text (or gzip of it) it should be."""
+    where = str(path)
+    if isinstance(e, UnicodeDecodeError):
+        return InputError(f"{where}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); is it a binary file?")
+    if isinstance(e, (gzip.BadGzipFile, EOFError, zlib.error)):
+        return InputError(f"{where}: not a readable gzip file ({e or 'it ends early'})")
+    return InputError(f"{where}: cannot read ({e.strerror if isinstance(e, OSError) and e.strerror else e})")
+
+
+UNREADABLE = (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, OSError)
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A whole text file, or an InputError naming it (missing, a directory, binary, a broken gzip)."""
+    path = require_file(path, what)
+    try:
+        with open_text(path) as f:
+            return f.read()
+    except UNREADABLE as e:
+        raise unreadable(path, e) from None
+
+
 def require_file(path: str | Path, what: str = "input file") -> Path:
     path = Path(path)
     if not path.exists():
@@ -38,17 +62,20 @@ def require_file(path: str | Path, what: str = "input file") -> Path:
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yields (line number, object) for each non-blank line; a malformed line is an InputError naming file:line."""
     path = require_file(path)
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    try:
+        with open_text(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(obj, dict):
+                    raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                yield lineno, obj
+    except UNREADABLE as e:
+        raise unreadable(path, e) from None  # text is decoded in blocks: no exact line
 
 
 def require_field(path: str | Path, lineno: int, record: dict, field: str, types: type | tuple = str) -> Any:
@@ -115,11 +142,25 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    path = require_file(path)
+    text = read_text(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """`path` as a directory a stage may write in: an InputError (before any work) when it, or a directory
+    above it, is an existing file, or when it cannot be created."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise InputError(f"{path}: {flag} must be a directory, but {'it' if p == path else p} is an existing file")
+        if p.exists():
+            break
+    if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: {flag} is not writable")
+    return path
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:

@@ -14,10 +14,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import SSDConfig, to_dict, to_yaml
+from .config import SSDConfig, require_config, to_dict, write_config
 from .evaluate import preflight
 from .filter import filter_samples
-from .io import atomic_write_text, write_json
+from .io import output_dir, write_json
 from .prompts import prompt_story
 from .sample import sample
 from .train import train
@@ -30,31 +30,44 @@ EVAL_MISSING = (
 )
 
 
-def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, train_from: str | None = None) -> dict:
-    """`report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`).
+def _record_config(cfg: SSDConfig, out: Path, final: bool) -> None:
+    """OUT/config.yaml: written at the start of a new run, and at the end of one that ran to completion (a rerun
+    that a stage refuses leaves the old run's config in place)."""
+    path = out / "config.yaml"
+    if final or not path.is_file():
+        write_config(cfg, path)
+
+
+def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False, echo=print, report: bool = True,
+              train_from: str | None = None) -> dict:
+    """One round of SSD into cfg.output_dir: sample -> filter -> train (-> evaluate base and tuned) -> analyze ->
+    report. `overwrite`: stages whose directory holds work of another config or other inputs start over (without
+    it, such a stage is an error listing the differences); stages with the same config are reused either way.
+    `report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`).
     `train_from` fine-tunes another model than the one sampled from (iterative SSD with round_init=base)."""
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    require_config(cfg, "run")
+    out = output_dir(cfg.output_dir, "output_dir")
     stages: dict[str, dict] = {}
     t0 = time.time()
 
     steps = 5 if cfg.eval.benchmark else 3
-    echo(f"checks: {cfg.model.name_or_path}'s config and tokenizer"
+    echo(f"checks: {cfg.model.name_or_path}'s files, config and tokenizer"
          f"{', the grading sandbox' if cfg.eval.benchmark else ''} (before any long stage)")
     preflight(cfg, cfg.model.name_or_path, echo)
+    out.mkdir(parents=True, exist_ok=True)
+    _record_config(cfg, out, final=False)
     echo(f"[1/{steps}] sample  -> {out / 'sample'}")
-    stages["sample"] = sample(cfg, out / "sample", progress=progress)
+    stages["sample"] = sample(cfg, out / "sample", progress=progress, overwrite=overwrite)
     if stages["sample"].get("prompts"):
         echo(f"        prompts: {prompt_story(stages['sample']['prompts'])} ({out / 'sample' / 'prompts.json'})")
     echo(f"[2/{steps}] filter  -> {out / 'filter'}")
-    stages["filter"] = filter_samples(out / "sample", cfg.filter, out / "filter")
+    stages["filter"] = filter_samples(cfg, out / "sample", out / "filter", overwrite=overwrite)
     echo(f"[3/{steps}] train   -> {out / 'train'}")
     tcfg = cfg
     if train_from and train_from != cfg.model.name_or_path:
         tcfg = copy.deepcopy(cfg)
         tcfg.model.name_or_path = train_from
-    stages["train"] = train(tcfg, out / "filter" / "train.jsonl", out / "train", progress=progress)
+    stages["train"] = train(tcfg, out / "filter" / "train.jsonl", out / "train", progress=progress, overwrite=overwrite)
     tuned = out / "train" / "model"
     evaluation = None
     if cfg.eval.benchmark:
@@ -63,7 +76,8 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
         results = {}
         for i, (name, model) in enumerate((("base", cfg.model.name_or_path), ("tuned", str(tuned))), start=4):
             echo(f"[{i}/{steps}] evaluate {name} on {cfg.eval.benchmark} -> {out / 'eval' / name}")
-            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress, check_first=False)
+            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress, overwrite=overwrite,
+                                     check_first=False)
         evaluation = {**results, "best_vs_best_pass@1": compare_runs(out / "eval" / "base", out / "eval" / "tuned")}
         write_json(out / "eval" / "comparison.json", evaluation)
         d = evaluation["best_vs_best_pass@1"]
@@ -78,7 +92,7 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
 
         echo(f"analyze: base vs tuned on {stages['filter']['counts']['held_out']} held-out samples -> {out / 'analysis'}")
         stages["analyze"] = analyze(cfg, cfg.model.name_or_path, str(tuned), out / "filter" / "heldout.jsonl",
-                                    out / "analysis", progress=progress)
+                                    out / "analysis", progress=progress, overwrite=overwrite)
         echo(f"analyze: {_statement(out / 'analysis')}")
     else:
         echo("analyze: skipped (filter.holdout_fraction is 0, so no sample is held out of training)")
@@ -98,6 +112,7 @@ def run(cfg: SSDConfig, progress: bool = True, echo=print, report: bool = True, 
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "run.json", summary)
+    _record_config(cfg, out, final=True)
     if report:
         from .report import write_report
 
@@ -111,17 +126,18 @@ def _statement(analysis_dir: Path) -> str:
     return json.loads((analysis_dir / "summary.json").read_text())["findings"]["statement"]
 
 
-def run_rounds(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
+def run(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False, echo=print) -> dict:
     """Iterative SSD: `pipeline.rounds` runs in OUT/round-1, round-2, ...; round r samples from round r-1's
     model (the base for round 1), fine-tunes it (or the base: pipeline.round_init), evaluates it against the
     model it sampled from, and the rounds stop once that gain is below pipeline.min_gain. Writes OUT/rounds.json
     and OUT/report.html (pass@k per round). One round is exactly `ssd run`."""
+    require_config(cfg, "run")
     pl = cfg.pipeline
     if pl.rounds == 1:
-        return run(cfg, progress=progress, echo=echo)
-    out = Path(cfg.output_dir)
+        return run_round(cfg, progress=progress, overwrite=overwrite, echo=echo)
+    out = output_dir(cfg.output_dir, "output_dir")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    _record_config(cfg, out, final=False)
     base = cfg.model.name_or_path
     model, rounds, stop = base, [], None
     for r in range(1, pl.rounds + 1):
@@ -137,7 +153,8 @@ def run_rounds(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
             # same settings, so the copy's fingerprints hold and it is not graded again
             shutil.copytree(previous, Path(rcfg.output_dir) / "eval" / "base")
         echo(f"== round {r}/{pl.rounds}: sample from {model}, fine-tune {'the base' if pl.round_init == 'base' else 'it'}")
-        summary = run(rcfg, progress=progress, echo=echo, train_from=base if pl.round_init == "base" else model)
+        summary = run_round(rcfg, progress=progress, overwrite=overwrite, echo=echo,
+                            train_from=base if pl.round_init == "base" else model)
         rounds.append(_round_row(r, rcfg, summary))
         model = summary["tuned_model"]
         gain = rounds[-1].get("gain")
@@ -150,6 +167,7 @@ def run_rounds(cfg: SSDConfig, progress: bool = True, echo=print) -> dict:
               "rounds_planned": pl.rounds, "stopped_early": stop, "final_model": model,
               "settings": to_dict(pl)}
     write_json(out / "rounds.json", result)
+    _record_config(cfg, out, final=True)
     from .report import write_report
 
     echo(f"report: {write_report(out)[0]}")

@@ -10,7 +10,8 @@ problems, as in LiveCodeBench and apple/ml-ssd) and then rendered with the model
 Sampling and training both go through `user_prompt` and the same tokenizer chat template, so the model is
 trained on exactly the context it sampled from.
 
-`select_prompts` is the prompt set's hygiene before sampling: duplicates (exact and normalised) dropped,
+`select_prompts` is the prompt set's hygiene before sampling: duplicates (exact, and equal up to case and
+whitespace) dropped,
 decontamination against benchmark problems (an index from `decontaminate`), a seeded stable shuffle, offset and
 cap, with counts of each.
 """
@@ -203,6 +204,12 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def normalised(text: str) -> str:
+    """What two statements must share to be duplicates beyond exact equality: the text lower-cased with whitespace
+    runs collapsed. Punctuation is kept: on code it is content (HumanEval/56 and /61 differ only in "<>" vs "()")."""
+    return " ".join(text.lower().split())
+
+
 def shuffle_key(seed: int, problem_id: str) -> str:
     """A problem's place in the seeded shuffle: depends on its id alone, so adding or reordering problems in the
     file does not move the others."""
@@ -235,7 +242,7 @@ def select_prompts(pcfg, index=None) -> PromptSet:
         kept = []
         for i, where, rec, prob in rows:
             text = statement(prob)
-            norm = " ".join(words(text))
+            norm = normalised(text)
             first, kind = (exact[text], "exact") if text in exact else (normal.get(norm), "normalised")
             if first is not None:
                 duplicates.append({"index": i, "prompt_id": prob.id, "duplicate_of": first, "kind": kind})

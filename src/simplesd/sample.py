@@ -46,9 +46,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SSDConfig, to_dict, to_yaml
-from .io import InputError, atomic_write_jsonl, fingerprint_path, read_json, read_jsonl, remove_stale_temporaries, write_json
-from .manifest import MANIFEST, fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig, require_config, to_dict
+from .io import (InputError, atomic_write_jsonl, fingerprint_path, output_dir, read_json, read_jsonl,
+                 remove_stale_temporaries, write_json)
+from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
 from .prompts import Problem, chat_text, select_prompts, user_prompt
 
 log = logging.getLogger(__name__)
@@ -345,7 +346,8 @@ def _shard_complete(path: Path, expected: int) -> bool:
         return False
 
 
-def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
+def sample_identity(cfg: SSDConfig) -> tuple[dict, dict]:
+    """(the settings that decide the samples, the inputs' fingerprints): what `stage.json` records."""
     from .decontaminate import run_targets, targets_fingerprint
 
     inputs = {
@@ -365,12 +367,17 @@ def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
     sample_cfg = {k: v for k, v in to_dict(cfg.sample).items() if k not in placement}
     against = [{k: v for k, v in t.describe().items() if k != "path"} for t in targets]  # files: by content, above
     stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": sample_cfg, "decontaminate_against": against}
+    return stage_cfg, inputs
+
+
+def sample_inputs(cfg: SSDConfig) -> tuple[dict, str]:
+    stage_cfg, inputs = sample_identity(cfg)
     return inputs, fingerprint("sample", stage_cfg, inputs)
 
 
-def prepare_prompts(cfg: SSDConfig, out_dir: Path):
-    """The problems to sample on (`prompts.select_prompts`, decontaminated against `run_targets`), with what was
-    dropped and why written to out_dir/prompts.json."""
+def prepare_prompts(cfg: SSDConfig):
+    """The problems to sample on (`prompts.select_prompts`, decontaminated against `run_targets`), and the report of
+    what was dropped and why (written to prompts.json)."""
     from .decontaminate import build_index, counts_of, run_targets
 
     targets = run_targets(cfg)
@@ -386,17 +393,19 @@ def prepare_prompts(cfg: SSDConfig, out_dir: Path):
     else:
         why = "prompts.decontaminate is off" if not cfg.prompts.decontaminate else "no benchmark configured (eval.benchmark, prompts.decontaminate_against)"
         report["decontamination"] = {"checked": False, "why": why}
-    write_json(out_dir / "prompts.json", report)
+    return ps, report
+
+
+def _log_contamination(cfg: SSDConfig, ps, where: Path) -> None:
     c = ps.counts
     if c.get("contaminated"):
         names = ", ".join(sorted({f"{f['benchmark']} {f['task_id']}" for f in ps.flagged})[:5])
         msg = (f"{c['contaminated']} of {c['read']} prompts overlap benchmark problems ({names}{', ...' if len(ps.flagged) > 5 else ''}); ")
         if cfg.prompts.keep_contaminated:
             log.warning("WARNING: %sKEPT because prompts.keep_contaminated=true: evaluation on those problems is "
-                        "contaminated. See %s", msg, out_dir / "prompts.json")
+                        "contaminated. See %s", msg, where)
         else:
-            log.info("sample: %sdropped (see %s)", msg, out_dir / "prompts.json")
-    return ps
+            log.info("sample: %sdropped (see %s)", msg, where)
 
 
 def parse_worker(text: str | None) -> tuple[int, int] | None:
@@ -412,43 +421,47 @@ def parse_worker(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def sample(cfg: SSDConfig, out_dir: str | Path, progress: bool = True, loaded: Engine | None = None,
-           worker: tuple[int, int] | None = None) -> dict | None:
+def sample(cfg: SSDConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
+           loaded: Engine | None = None, worker: tuple[int, int] | None = None) -> dict | None:
     """Samples `cfg.sample.n` outputs for every problem in `cfg.prompts` into `out_dir`. Resumable.
 
-    `loaded` is an Engine already in memory for cfg.model (a T_eval sweep loads once). `worker=(i, n)` makes this
-    process one of n replicas: it writes only the shards i, i+n, ... that are missing and returns None (the
-    launcher, or a later plain `ssd sample`, writes the manifest)."""
-    out_dir = Path(out_dir)
+    `overwrite`: a directory holding samples of another config or other inputs is emptied and sampled again
+    (without it, that is an error listing the differences). `loaded` is an Engine already in memory for cfg.model
+    (a T_eval sweep loads once). `worker=(i, n)` makes this process one of n replicas: it writes only the shards
+    i, i+n, ... that are missing and returns None (the launcher, or a later plain `ssd sample`, writes the
+    manifest)."""
+    from .models import check_model_files, load_tokenizer, peak_gpu_memory_gb
+
+    require_config(cfg, "sample")
+    out_dir = output_dir(out_dir)
     s = cfg.sample
-    inputs, fp = sample_inputs(cfg)
+    stage_cfg, inputs = sample_identity(cfg)
+    fp = fingerprint("sample", stage_cfg, inputs)
     if stage_is_done(out_dir, fp):
         log.info("sample: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
 
+    # every input checked before anything is written: the model's files and tokenizer, the problems
     t0 = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    selection = prepare_prompts(cfg, out_dir)
+    if loaded is None:
+        check_model_files(cfg.model)
+    tokenizer = loaded.tokenizer if loaded else load_tokenizer(cfg.model)
+    selection, prompts_report = prepare_prompts(cfg)
     problems = selection.problems
     by_id = {p.id: p for p in problems}
-
-    from .models import load_tokenizer, peak_gpu_memory_gb
-
-    tokenizer = loaded.tokenizer if loaded else load_tokenizer(cfg.model)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = out_dir / PLAN
+    if worker is None:
+        claim_output_dir(out_dir, "sample", stage_cfg, inputs, work=("shard-*.jsonl",),
+                         bookkeeping=(PLAN, "prompts.json", "replica-*.log"), overwrite=overwrite)
+        remove_stale_temporaries(out_dir)
     plan = read_json(plan_path) if plan_path.is_file() else None
     if plan is not None and plan.get("fingerprint") != fp:
-        if worker is not None:
-            raise InputError(f"{plan_path}: written for another config or input; rerun the launcher (`ssd sample` "
-                             "without --worker) to start over")
-        log.warning("sample: %s holds samples from another config or input; starting over", out_dir)
-        for f in [out_dir / PLAN, out_dir / MANIFEST, *out_dir.glob("shard-*.jsonl")]:
-            f.unlink(missing_ok=True)
-        plan = None
+        raise InputError(f"{plan_path}: written for another config or input; rerun the launcher (`ssd sample` "
+                         "without --worker) to start over")
     if worker is None:
-        remove_stale_temporaries(out_dir)
-    if plan is None:
+        write_json(out_dir / "prompts.json", prompts_report)
+        _log_contamination(cfg, selection, out_dir / "prompts.json")
+    if plan is None:  # every replica computes the same plan; the writes are atomic
         plan = _plan(problems, tokenizer, cfg, fp)
         write_json(plan_path, plan)
 
@@ -554,8 +567,11 @@ def _launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progres
                          f"need {per * s.data_parallel_size} GPUs, {gpus} visible")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = visible.split(",") if visible else [str(i) for i in range(gpus)]
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=out_dir, prefix=".replica-config-", delete=False) as f:
-        f.write(to_yaml(cfg))
+    from .config import write_config
+
+    fd, name = tempfile.mkstemp(suffix=".yaml", dir=out_dir, prefix=".replica-config-")
+    os.close(fd)
+    f = write_config(cfg, name)  # its paths rewritten relative to it: the replicas load it from out_dir
     procs, logs = [], []
     try:
         for i in range(s.data_parallel_size):
@@ -565,7 +581,7 @@ def _launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progres
             logf = open(out_dir / f"replica-{i}.log", "w")
             logs.append(logf)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "simplesd.cli", "sample", "--config", f.name, "--out", str(out_dir),
+                [sys.executable, "-m", "simplesd.cli", "sample", "--config", str(f), "--out", str(out_dir),
                  "--worker", f"{i}/{s.data_parallel_size}", "--no-progress"], env=env, stdout=logf, stderr=subprocess.STDOUT))
         total = plan["num_problems"]
         sizes = [len(x) for x in plan["shards"]]
@@ -582,7 +598,7 @@ def _launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progres
                 p.kill()
         for lf in logs:
             lf.close()
-        os.unlink(f.name)
+        os.unlink(f)
     failed = [i for i, p in enumerate(procs) if p.returncode != 0]
     if failed:
         tail = (out_dir / f"replica-{failed[0]}.log").read_text(errors="replace").strip().splitlines()[-1:]

@@ -15,8 +15,8 @@ import itertools
 import shutil
 from pathlib import Path
 
-from .config import SSDConfig, apply_override, to_dict, to_yaml, validate
-from .io import InputError, atomic_write_text, read_json, write_json
+from .config import SSDConfig, apply_override, require_config, to_dict, validate, write_config
+from .io import InputError, atomic_write_text, output_dir, read_json, write_json
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -61,23 +61,25 @@ def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[t
     return points
 
 
-def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, point: int | None = None,
-          progress: bool = True, echo=print) -> dict | None:
-    """Runs the grid's points (or only `point`), then tabulates and plots every finished one."""
+def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, point: int | None = None,
+          progress: bool = True, overwrite: bool = False, echo=print) -> dict | None:
+    """Runs the grid's points (or only `point`), then tabulates and plots every finished one. `overwrite` as in
+    `run`: a point's stage holding work of another config starts over instead of being refused."""
     from .evaluate import evaluate
     from .pipeline import run
 
     if not cfg.eval.benchmark:
         raise InputError("ssd sweep compares pass@1 across settings: set eval.benchmark and eval.problems")
-    out = Path(out_dir)
+    require_config(cfg, "sweep")
+    out = output_dir(out_dir)
     points = grid_points(cfg, grid, out)
     if point is not None and not 0 <= point < len(points):
         raise InputError(f"--point {point}: the grid has points 0..{len(points) - 1}")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    write_config(cfg, out / "config.yaml")
     write_json(out / "grid.json", {"grid": grid, "points": [point_name(s) for s, _ in points]})
     echo(f"sweep: {len(points)} points; base evaluated once -> {out / 'base-eval'}")
-    evaluate(cfg, cfg.model.name_or_path, out / "base-eval", progress=progress)
+    evaluate(cfg, cfg.model.name_or_path, out / "base-eval", progress=progress, overwrite=overwrite)
     todo = range(len(points)) if point is None else [point]
     for i in todo:
         settings, pcfg = points[i]
@@ -89,7 +91,7 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, point
         if not (pdir / "eval" / "base").exists():
             shutil.copytree(out / "base-eval", pdir / "eval" / "base")
         echo(f"[point {i + 1}/{len(points)}] {point_name(settings)} -> {pdir}")
-        run(pcfg, progress=progress, echo=echo)
+        run(pcfg, progress=progress, overwrite=overwrite, echo=echo)
     if point is not None:
         echo(f"sweep: point {point} done; rerun without --point to tabulate every finished point")
         return None

@@ -17,9 +17,9 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import SSDConfig, to_dict
-from .io import InputError, fingerprint_path, read_json, read_jsonl, write_json
-from .manifest import fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig, require_config, to_dict
+from .io import InputError, fingerprint_path, output_dir, read_jsonl, write_json
+from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,9 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         # train.weights_dtype decides the weights' dtype (float32 master weights for full fine-tuning)
         model_init_kwargs=_model_init_kwargs(cfg),
         use_liger_kernel=t.use_liger_kernel,
+        # transformers' own count (prompt and sample tokens, padding excluded) is saved in every checkpoint, so a
+        # resumed run reports the tokens of the whole training (TRL's counter restarts from zero)
+        include_num_input_tokens_seen="non_padding",
     )
     # accumulate to the effective batch over all processes (args.world_size asks accelerate how many there are)
     per_step = t.per_device_batch_size * args.world_size
@@ -222,18 +225,27 @@ def _sharded_launch() -> bool:
 
 
 def _trainer_class():
+    from transformers import TrainerCallback
     from trl import SFTTrainer
 
+    class _LogLastStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+            return control
+
     class SSDTrainer(SFTTrainer):
-        """SFTTrainer that also logs training tokens per second (from TRL's own token count)."""
+        """SFTTrainer that logs training tokens per second and always logs the last step (so the final loss is the
+        last step's, not the last multiple of logging_steps)."""
 
         def train(self, *args, **kwargs):
-            self._tps_mark = (time.time(), getattr(self, "_total_train_tokens", 0))
+            self._tps_mark = (time.time(), self.state.num_input_tokens_seen)
+            self.add_callback(_LogLastStep())
             return super().train(*args, **kwargs)
 
         def log(self, logs, start_time=None):
             if "loss" in logs and hasattr(self, "_tps_mark"):
-                now, tokens = time.time(), getattr(self, "_total_train_tokens", 0)
+                now, tokens = time.time(), self.state.num_input_tokens_seen
                 t0, n0 = self._tps_mark
                 if now > t0 and tokens > n0:
                     logs["tokens_per_second"] = round((tokens - n0) / (now - t0), 2)
@@ -243,37 +255,52 @@ def _trainer_class():
     return SSDTrainer
 
 
-def train_inputs(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, str]:
+def train_identity(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, dict]:
+    """(the settings that decide the trained model, the inputs' fingerprints): what `stage.json` records."""
     inputs = {"model": fingerprint_path(cfg.model.name_or_path), "train_file": fingerprint_path(train_file)}
-    return inputs, fingerprint("train", {"model": to_dict(cfg.model), "train": to_dict(cfg.train)}, inputs)
+    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train)}, inputs
 
 
-def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True) -> dict | None:
+def train_inputs(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, str]:
+    config, inputs = train_identity(cfg, train_file)
+    return inputs, fingerprint("train", config, inputs)
+
+
+TRAIN_WORK = ("checkpoints", "model", "adapter", ".model.tmp")
+TRAIN_BOOKKEEPING = ("tensorboard", "log_history.json")
+
+
+def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progress: bool = True,
+          overwrite: bool = False) -> dict | None:
     """Fine-tunes cfg.model on train_file; writes out_dir/model (loadable as is), checkpoints, TensorBoard logs.
+    Resumes from the last checkpoint; a directory holding checkpoints or a model of another config or other inputs
+    is refused unless `overwrite`.
 
     Returns the manifest; under a multi-process launch (torchrun / accelerate launch) only the main process
     writes files and gets it, the others get None."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .models import peak_gpu_memory_gb
+    from .models import check_model_files, peak_gpu_memory_gb
 
-    out_dir = Path(out_dir)
+    require_config(cfg, "train")
+    out_dir = output_dir(out_dir)
     train_file = Path(train_file)
     if not train_file.is_file():
         raise InputError(f"{train_file}: training file not found (run `ssd filter` first)")
-    inputs, fp = train_inputs(cfg, train_file)
+    config, inputs = train_identity(cfg, train_file)
+    fp = fingerprint("train", config, inputs)
     if stage_is_done(out_dir, fp):
         log.info("train: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
     t0 = time.time()
+    check_model_files(cfg.model)
+    read_train_rows(train_file)  # every row checked before anything is written
     ckpt_dir = out_dir / "checkpoints"
-    state_file = out_dir / "train_state.json"
-    if int(os.environ.get("RANK", "0")) == 0:  # one process cleans up; the others wait at the barrier below
-        if state_file.is_file() and read_json(state_file).get("fingerprint") != fp and ckpt_dir.exists():
-            log.warning("train: checkpoints in %s come from another config or input; starting over", ckpt_dir)
-            shutil.rmtree(ckpt_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(state_file, {"fingerprint": fp})
+    if int(os.environ.get("RANK", "0")) == 0:  # one process claims the directory; the others wait below
+        claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, bookkeeping=TRAIN_BOOKKEEPING,
+                         overwrite=overwrite)
+    else:  # the same answer as the main process, without touching the directory
+        claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, overwrite=overwrite, write=False)
 
     trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress)
     trainer.accelerator.wait_for_everyone()
@@ -283,6 +310,9 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
     t_train = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     t_trained = time.time()
+    if trainer.state.global_step == 0:  # nothing trained: no model is written, and the stage is not complete
+        raise InputError(f"{train_file}: training took no optimizer step ({len(trainer.train_dataset)} examples, "
+                         f"train.epochs {cfg.train.epochs:g}, train.max_steps {cfg.train.max_steps}); nothing to save")
 
     # every process takes part in saving (FSDP/ZeRO gather the weights); only the main process writes files
     main = trainer.accelerator.is_main_process
@@ -313,7 +343,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress:
         "optimizer_steps": trainer.state.global_step,
         "gradient_accumulation_steps": accum,
         "processes": trainer.args.world_size,
-        "trained_tokens": getattr(trainer, "_total_train_tokens", None),
+        "trained_tokens": int(trainer.state.num_input_tokens_seen),
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,

@@ -106,8 +106,7 @@ def demo_config(output_dir: str | Path, base: str | Path, data: dict[str, Path],
 
 def write_testbed_config(out_dir: str | Path, quick: bool = False, split: str = "dev") -> Path:
     """OUT/{ssd,dev,test}.jsonl and OUT/testbed.yaml: the demo's settings as a config any command takes."""
-    from ..config import to_yaml
-    from ..io import atomic_write_text
+    from ..config import write_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +114,7 @@ def write_testbed_config(out_dir: str | Path, quick: bool = False, split: str = 
     data = write_splits(verify_base(base), out)
     cfg = demo_config(out / "run", base, data, quick=quick)
     cfg.eval.problems = str(data[split])
-    atomic_write_text(out / "testbed.yaml", to_yaml(cfg))
+    write_config(cfg, out / "testbed.yaml")
     return out / "testbed.yaml"
 
 
@@ -247,15 +246,19 @@ def diagnostics(run_dir: Path, data: dict[str, Path], cfg: SSDConfig, progress: 
 
 
 def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = False, base: str | None = None,
-         split: str = "test", overrides: list[str] = (), progress: bool = True, echo=print) -> dict:
-    """`split="dev"` and `overrides` (config `key=value`s) are how the demo's knobs were chosen: on dev."""
+         split: str = "test", overrides: list[str] = (), progress: bool = True, overwrite: bool = False,
+         echo=print) -> dict:
+    """`split="dev"` and `overrides` (config `key=value`s) are how the demo's knobs were chosen: on dev.
+    `overwrite`: stages holding another config's work (an earlier `--quick` run in the same directory) start over."""
     from ..analyze import analyze
     from ..config import load_config
-    from ..pipeline import run
+    from ..pipeline import run_round
     from ..report import write_report
 
+    from ..io import output_dir as writable_dir
+
     t0 = time.time()
-    out = Path(output_dir)
+    out = writable_dir(output_dir)
     base_dir = Path(base) if base else shipped_base()
     manifest = verify_base(base_dir)
     echo(f"base: {base_dir} ({manifest['parameters']:,} parameters, pretrained {manifest['pretrain']['optimizer_steps']} "
@@ -269,12 +272,12 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
         atomic_write_jsonl(quick_test, [r for _, r in list(read_jsonl(data["test"]))[:40]])
         data = {**data, "test": quick_test}
     cfg = load_config(None, list(overrides), base=demo_config(out, base_dir, data, quick=quick))
-    run(copy.deepcopy(cfg), progress=progress, echo=echo, report=False)
+    run_round(copy.deepcopy(cfg), progress=progress, overwrite=overwrite, echo=echo, report=False)
     echo(f"analyze: base vs SSD on the {split} split's reference solutions (ground-truth spans) -> "
          f"{out / 'analysis-references'}")
     analyze(cfg, str(base_dir), str(out / "train" / "model"),
                        reference_texts(data["test"], out / "data" / "references.jsonl"), out / "analysis-references",
-                       progress=progress)
+                       progress=progress, overwrite=overwrite)
     results = {"base_model": str(base_dir), "build": {k: manifest[k] for k in ("parameters", "pretrain", "dev_greedy_pass@1")},
                "quick": quick, "eval_split": split, "overrides": list(overrides), "config": str(out / "config.yaml"), "test_problems": sum(1 for _ in read_jsonl(data["test"])),
                **diagnostics(out, data, cfg, progress)}
@@ -284,7 +287,7 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
             shutil.copytree(out / "eval" / "base", abl_dir / "eval" / "base")
         acfg = load_config(None, list(overrides), base=demo_config(abl_dir, base_dir, data, quick=quick, ablation=True))
         echo("ablation: T_train 2.0, no truncation (top-k off, top-p 1.0)")
-        run(copy.deepcopy(acfg), progress=progress, echo=echo)
+        run_round(copy.deepcopy(acfg), progress=progress, overwrite=overwrite, echo=echo)
         results["ablation"] = diagnostics(abl_dir, data, acfg, progress)
     results["analysis"] = {name: json.loads((out / name / "summary.json").read_text())["findings"]
                            for name in ("analysis", "analysis-references") if (out / name / "summary.json").is_file()}
