@@ -439,13 +439,12 @@ def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_d
     if stage_is_done(out_dir, fp):
         log.info("analyze: %s is complete for this config and these inputs; skipping", out_dir)
         return load_manifest(out_dir)
-    read_texts(texts_path, cfg.analyze.max_texts)  # the inputs checked before anything is written
+    texts = read_texts(texts_path, cfg.analyze.max_texts)  # the inputs checked before anything is written
     for model in (base, tuned):
         check_model_files(_model_cfg(cfg, model))
     claim_output_dir(out_dir, "analyze", config, inputs, work=("tokens.parquet", "tokens.csv", "summary.json", "plots"),
                      overwrite=overwrite)
     t0 = time.time()
-    texts = read_texts(texts_path, cfg.analyze.max_texts)
     df = teacher_force(cfg, base, tuned, texts, progress=progress)
     t1 = time.time()
     summary = summarize(df, cfg)

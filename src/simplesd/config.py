@@ -496,11 +496,26 @@ def _is_relative_local(value: str) -> bool:
     return bool(value) and not Path(value).expanduser().is_absolute() and "://" not in value
 
 
+def _map_paths(data: dict, fn) -> None:
+    """Applies fn(value, key) to every path a config mapping holds (for BENCH:PATH items, to the PATH part)."""
+    def one(value, key):
+        if not isinstance(value, str):
+            return value
+        if key == "prompts.decontaminate_against":
+            bench, sep, rest = value.partition(":")
+            return bench + sep + fn(rest, "output_dir") if sep else value
+        return fn(value, key)
+
+    for key in (*PATH_KEYS, *HUB_OR_PATH_KEYS):
+        section, _, name = key.rpartition(".")
+        holder = data.get(section) if section else data
+        if isinstance(holder, dict) and name in holder:
+            value = holder[name]
+            holder[name] = [one(v, key) for v in value] if isinstance(value, list) else one(value, key)
+
+
 def _relocate(value: str, base: Path, key: str) -> str:
     """`value` read from a file in `base`, as a path that works from the working directory."""
-    if key == "prompts.decontaminate_against":  # BENCH:PATH
-        bench, sep, rest = value.partition(":")
-        return bench + sep + _relocate(rest, base, "output_dir") if sep else value
     if not _is_relative_local(value):
         return value
     candidate = os.path.normpath(base / value)
@@ -511,19 +526,6 @@ def _relocate(value: str, base: Path, key: str) -> str:
     return candidate
 
 
-def _relocate_paths(data: dict, base: Path) -> None:
-    for key in (*PATH_KEYS, *HUB_OR_PATH_KEYS):
-        section, _, name = key.rpartition(".")
-        holder = data.get(section) if section else data
-        if not isinstance(holder, dict) or name not in holder:
-            continue
-        value = holder[name]
-        if isinstance(value, str):
-            holder[name] = _relocate(value, base, key)
-        elif isinstance(value, list):
-            holder[name] = [_relocate(v, base, key) if isinstance(v, str) else v for v in value]
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: SSDConfig | None = None) -> SSDConfig:
     """Defaults <- YAML file <- overrides, then validated. Relative paths in the file are relative to it."""
     cfg = base if base is not None else SSDConfig()
@@ -532,7 +534,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         data = read_yaml(p) or {}
         if not isinstance(data, dict):
             raise InputError(f"{p}: expected a mapping of config keys at the top level")
-        _relocate_paths(data, p.parent)
+        _map_paths(data, lambda value, key: _relocate(value, p.parent, key))
         try:
             _apply_mapping(cfg, data)
         except InputError as e:
@@ -554,24 +556,12 @@ def _leaf_keys(data: Any, prefix: str = "") -> set[str]:
     return set().union(*(_leaf_keys(v, f"{prefix}{k}.") for k, v in data.items())) if data else set()
 
 
-def _portable_paths(data: dict, directory: Path) -> None:
-    """The inverse of `_relocate_paths` for a config written into `directory`: local relative paths are rewritten
-    relative to it, so loading the file back finds the same files from any working directory."""
-    def rel(value: str, key: str) -> str:
-        if key == "prompts.decontaminate_against":
-            bench, sep, rest = value.partition(":")
-            return bench + sep + rel(rest, "output_dir") if sep else value
-        if not _is_relative_local(value) or (key in HUB_OR_PATH_KEYS and not Path(value).exists()):
-            return value
-        return os.path.relpath(os.path.abspath(value), os.path.abspath(directory))
-
-    for key in (*PATH_KEYS, *HUB_OR_PATH_KEYS):
-        section, _, name = key.rpartition(".")
-        holder = data.get(section) if section else data
-        if isinstance(holder, dict) and isinstance(holder.get(name), str):
-            holder[name] = rel(holder[name], key)
-        elif isinstance(holder, dict) and isinstance(holder.get(name), list):
-            holder[name] = [rel(v, key) for v in holder[name]]
+def _portable(value: str, key: str, directory: Path) -> str:
+    """The inverse of `_relocate` for a config written into `directory`: a local relative path, rewritten relative
+    to it, so loading the file back finds the same file from any working directory."""
+    if not _is_relative_local(value) or (key in HUB_OR_PATH_KEYS and not Path(value).exists()):
+        return value
+    return os.path.relpath(os.path.abspath(value), os.path.abspath(directory))
 
 
 def write_config(cfg: Any, path: str | Path) -> Path:
@@ -581,7 +571,7 @@ def write_config(cfg: Any, path: str | Path) -> Path:
 
     path = Path(path)
     data = to_dict(cfg)
-    _portable_paths(data, path.parent)
+    _map_paths(data, lambda value, key: _portable(value, key, path.parent))
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     return path
 

@@ -84,7 +84,8 @@ def _precision(name: str) -> tuple[bool, bool]:
     return name == "bf16", name == "fp16"
 
 
-def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True):
+def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True,
+                  rows: list[dict] | None = None):
     """The configured SFTTrainer (not yet trained), its tokenizer, the accumulation steps used, and how the chat
     template renders the rows (`check_rendering`)."""
     import torch
@@ -94,7 +95,7 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     from .models import load_tokenizer
 
     t = cfg.train
-    rows = read_train_rows(train_file)
+    rows = read_train_rows(train_file) if rows is None else rows  # (`train` has read and checked them already)
     _check_optional_kernels(t)
     tokenizer = load_tokenizer(cfg.model)
     bf16, fp16 = _precision(t.precision)
@@ -294,7 +295,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
         return load_manifest(out_dir)
     t0 = time.time()
     check_model_files(cfg.model)
-    read_train_rows(train_file)  # every row checked before anything is written
+    rows = read_train_rows(train_file)  # every row checked before anything is written
     ckpt_dir = out_dir / "checkpoints"
     if int(os.environ.get("RANK", "0")) == 0:  # one process claims the directory; the others wait below
         claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, bookkeeping=TRAIN_BOOKKEEPING,
@@ -302,7 +303,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
     else:  # the same answer as the main process, without touching the directory
         claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, overwrite=overwrite, write=False)
 
-    trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress)
+    trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress, rows)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
