@@ -262,11 +262,6 @@ def train_identity(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, dict]:
     return {"model": to_dict(cfg.model), "train": to_dict(cfg.train)}, inputs
 
 
-def train_inputs(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, str]:
-    config, inputs = train_identity(cfg, train_file)
-    return inputs, fingerprint("train", config, inputs)
-
-
 TRAIN_WORK = ("checkpoints", "model", "adapter", ".model.tmp")
 TRAIN_BOOKKEEPING = ("tensorboard", "log_history.json")
 
