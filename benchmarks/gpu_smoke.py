@@ -32,7 +32,7 @@ def run(cmd: list[str]) -> float:
 def main() -> None:
     import torch
 
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     cpu = "--cpu" in sys.argv
     if not cpu and not torch.cuda.is_available():

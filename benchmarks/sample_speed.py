@@ -7,10 +7,11 @@ Run by hand:  python benchmarks/sample_speed.py [--model DIR] [--prompts 64] [--
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-import torch
 
+import torch
 from common import parser, prepare
 
 
@@ -27,7 +28,8 @@ def main() -> None:
     from simplesd.config import SSDConfig
     from simplesd.models import stop_token_ids
     from simplesd.prompts import chat_text, load_problems, user_prompt
-    from simplesd.sample import generate_batch, generation_kwargs, sample
+    from simplesd.sample import sample
+    from simplesd.sampling.backends import generate_batch, sample_seed
     from simplesd.testbed.tiny import demo_problems_path
 
     demo = load_problems(str(demo_problems_path()))
@@ -42,12 +44,12 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     stops = stop_token_ids(model, tok)
-    kwargs = generation_kwargs(1.5, 20, 0.8, 0.0, args.max_new_tokens, 1)
     problems = load_problems(str(prompts_file))
+    decoding = dataclasses.replace(SSDConfig().sample.decoding(), max_new_tokens=args.max_new_tokens)  # the paper's
     t0 = time.perf_counter()
     naive_tokens = 0
-    for i, p in enumerate(problems):
-        res = generate_batch(model, tok, [chat_text(tok, user_prompt(p))], kwargs, stops, seed=i)
+    for p in problems:
+        res = generate_batch(model, tok, [chat_text(tok, user_prompt(p))], decoding, stops, seeds=[sample_seed(0, p.id, 0)])
         naive_tokens += res[0]["completion_tokens"]
     naive_s = time.perf_counter() - t0
 

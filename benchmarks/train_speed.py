@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import random
-import torch
 
+import torch
 from common import parser, prepare
 
 

@@ -45,13 +45,65 @@ def grader_pool(**kwargs):
         pytest.skip(f"no sandbox on this machine: {e}")
 
 
-def ssd(*args, check=False, timeout=600, env=None):
-    """Runs the installed `ssd` command in a subprocess (what users run)."""
-    r = subprocess.run([sys.executable, "-m", "simplesd.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, env={**os.environ, **(env or {})})
+class Ran:
+    """What one `ssd` call did: like subprocess.CompletedProcess."""
+
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+
+def ssd(*args, check=False, timeout=600, env=None, process=False):
+    """`ssd ARGS` as a user runs it: in this process (simplesd.cli.main, its stdout and stderr captured, the
+    environment and logging it changes restored after), or, with `process=True` or `env`, as a subprocess of this
+    Python (what a test of the process itself needs: signals, another HOME, a timeout)."""
+    args = [str(a) for a in args]
+    if process or env is not None:
+        r = subprocess.run([sys.executable, "-m", "simplesd.cli", *args], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, **(env or {})})
+    else:
+        r = _in_process(args)
     if check and r.returncode != 0:
-        raise AssertionError(f"ssd {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        raise AssertionError(f"ssd {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
+
+
+def _in_process(args):
+    import contextlib
+    import io
+    import logging
+
+    from simplesd.cli import main
+
+    environ, handlers = dict(os.environ), logging.getLogger().handlers[:]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as e:  # argparse, --help, --version
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        logging.getLogger().handlers[:] = handlers
+        _progress_bars_back_on()
+    return Ran(args, code, out.getvalue(), err.getvalue())
+
+
+def _progress_bars_back_on():
+    """--no-progress switches the libraries' bars off process-wide; the next test gets them back."""
+    for name, switch in (("transformers.utils.logging", "enable_progress_bar"), ("datasets.utils.logging",
+                         "enable_progress_bar"), ("huggingface_hub.utils", "enable_progress_bars")):
+        if name in sys.modules:
+            getattr(sys.modules[name], switch)()
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """`ssd demo --quick`, run once per session and shared by the tests that read it: (its directory, the call)."""
+    out = tmp_path_factory.mktemp("quick-demo") / "demo"
+    r = ssd("demo", "--quick", "--out", out, "--no-progress", check=True)
+    return out, r
 
 
 def read_jsonl(path):

@@ -11,8 +11,7 @@ import pytest
 import torch
 from conftest import read_jsonl, ssd
 
-from simplesd.analyze import (agreement, clustered_change, ground_truth, position_stats, read_texts,
-                              sampling_support)
+from simplesd.analyze import agreement, clustered_change, ground_truth, position_stats, read_texts, sampling_support
 from simplesd.io import InputError
 
 PROBS = [0.5, 0.3, 0.1, 0.05, 0.03, 0.02]
@@ -130,7 +129,8 @@ def test_read_texts_formats_and_errors(tmp_path):
 
 
 def _reference_texts(tmp_path, n_problems=6):
-    from simplesd.testbed.demo import reference_texts, shipped_base, verify_base, write_splits
+    from simplesd.testbed.artefacts import shipped_base, verify_base, write_splits
+    from simplesd.testbed.demo import reference_texts
 
     data = write_splits(verify_base(shipped_base()), tmp_path / "data", names=("dev",))
     dev = tmp_path / "dev6.jsonl"
@@ -140,7 +140,7 @@ def _reference_texts(tmp_path, n_problems=6):
 
 def test_analyze_command_on_the_shipped_model(tmp_path):
     """Base against itself: every change is zero; the lock/fork rule agrees with the testbed's ground truth."""
-    from simplesd.testbed.demo import shipped_base
+    from simplesd.testbed.artefacts import shipped_base
 
     refs = _reference_texts(tmp_path, n_problems=24)  # 48 texts: enough fork positions for a finding (MIN_POSITIONS)
     base = shipped_base()

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import ssd
+
 from simplesd.config import SSDConfig, describe, load_config
 from simplesd.io import InputError
 

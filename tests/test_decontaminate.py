@@ -2,8 +2,8 @@ import gzip
 import json
 
 import pytest
-
 from conftest import HUMANEVAL, read_jsonl, ssd
+
 from simplesd.config import PromptsConfig, SSDConfig
 from simplesd.io import InputError
 from simplesd.prompts import select_prompts, words
@@ -19,7 +19,7 @@ def _testbed_prompts(n):
     import tempfile
     from pathlib import Path
 
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     d = Path(tempfile.mkdtemp())
     rows = read_jsonl(write_splits(read_build_manifest(shipped_base()), d)["ssd"])

@@ -6,10 +6,14 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from conftest import ssd
-from simplesd.cli import _SECTIONS, parse_args
+
+from simplesd.cli import COMMANDS, command_module, parse_args
+from simplesd.commands import check_sections, sections_of
 from simplesd.config import load_config
+
+# each command's config sections, as its stage declares them (`config.reads`)
+SECTIONS = {c: sections_of(command_module(c)) for c in COMMANDS if sections_of(command_module(c))}
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
@@ -87,7 +91,7 @@ def test_documented_command_is_accepted(doc, cmd, monkeypatch):
     except SystemExit:
         pytest.fail(f"{doc}: `{cmd}` is rejected by ssd's parser")
     overrides = getattr(ns, "overrides", None)
-    if overrides is None or ns.command not in _SECTIONS:
+    if overrides is None or ns.command not in SECTIONS:
         return
     config = getattr(ns, "config", None)
     if config and not Path(config).is_file():
@@ -96,7 +100,7 @@ def test_documented_command_is_accepted(doc, cmd, monkeypatch):
         config = None
     load_config(config, overrides)  # raises on an unknown key or a wrong type
     for o in overrides:
-        assert o.split("=", 1)[0].split(".")[0] in _SECTIONS[ns.command], f"{doc}: `{o}` is not read by ssd {ns.command}"
+        assert o.split("=", 1)[0].split(".")[0] in SECTIONS[ns.command], f"{doc}: `{o}` is not read by ssd {ns.command}"
 
 
 def _helps():
@@ -126,10 +130,8 @@ def test_help_texts_are_what_the_code_does():
     assert "every batch's seed" not in helps["ssd sample"]
 
 
-@pytest.mark.parametrize("command", sorted(_SECTIONS))
+@pytest.mark.parametrize("command", sorted(SECTIONS))
 def test_the_override_example_in_each_help_is_accepted_by_that_command(command):
-    from simplesd.cli import _check_sections
-
     text = " ".join(dict(_helps())[f"ssd {command}"].split())
     example = re.search(r"config overrides, e\.g\. (\S+)", text).group(1)
     required = {"sample": ["--out", "x"], "decontaminate": ["--against", "humaneval:x", "--out", "x"],
@@ -138,7 +140,7 @@ def test_the_override_example_in_each_help_is_accepted_by_that_command(command):
                                                    "--out", "x"],
                 "evaluate": ["--model", "m", "--benchmark", "humaneval", "--problems", "x", "--out", "x"]}
     ns = parse_args([command, *required.get(command, []), example])
-    _check_sections(ns, command)  # the command reads that key
+    check_sections(ns, command, SECTIONS[command])  # the command reads that key
     load_config(None, ns.overrides)  # and the value is valid
 
 

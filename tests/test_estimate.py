@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import ssd
+
 from simplesd.config import SSDConfig
 from simplesd.estimate import KNOWN, estimate, shape_of
 

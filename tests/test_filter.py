@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import read_jsonl, ssd
+
 from simplesd.config import FilterConfig, SSDConfig
 from simplesd.filter import filter_samples
 from simplesd.io import InputError

@@ -3,14 +3,14 @@ runners' execution model, and `ssd check`."""
 
 import json
 
-import pytest
-
 import lcb_fixtures
+import pytest
 from conftest import HUMANEVAL, grader_pool, read_jsonl, ssd
+
 from simplesd.execute import rules
 from simplesd.execute.benchmarks import decode_private_tests, load_benchmark, make_job, select_window
 from simplesd.execute.pool import GraderPool, Job
-from simplesd.metrics import pass_at_k, paired_difference, summarize
+from simplesd.metrics import paired_difference, pass_at_k, summarize
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +125,9 @@ def test_early_exit_is_configurable(pool):
 
 def test_stdin_semantics_match_the_reference(pool):
     """Edge cases of the reference's stdin replacement and program wrapping, graded by both."""
-    from simplesd.execute import reference
-    from simplesd.execute.benchmarks import Problem
+    import reference_runners as reference
+
+    from simplesd.prompts import Problem
 
     cases = [
         ("import sys\na = sys.stdin.readline()\nprint(repr(a))", "x\ny", "'x'", True),  # no newline kept
@@ -143,7 +144,7 @@ def test_stdin_semantics_match_the_reference(pool):
     ]
     ours = pool.grade([stdio(code, [given], [want]) for code, given, want, _ in cases])
     for (code, given, want, expect), r in zip(cases, ours):
-        p = Problem("t", "livecodebench", tests=[{"input": given, "output": want}])
+        p = Problem("t", benchmark="livecodebench", tests=[{"input": given, "output": want}])
         ref = reference.lcb_check(p, "```python\n" + code + "\n```", timeout=2)
         assert (r["verdict"] == "passed") == ref == expect, (code, r, ref)
 
@@ -310,7 +311,7 @@ def test_humaneval_canonical_all_pass_and_mutants_fail(pool):
 def test_same_verdicts_as_the_reference_runners(pool):
     """Every fourth HumanEval problem's canonical solution and mutants, and the LiveCodeBench fixtures' correct,
     wrong and crashing solutions: the sandboxed grader and the re-created reference agree on pass/fail."""
-    from simplesd.execute import reference
+    import reference_runners as reference
 
     probs = load_benchmark("humaneval", str(HUMANEVAL))[::4]
     cases = [(p, p.canonical_solution) for p in probs] + [(p, c) for p in probs for c in _mutants(p).values()]

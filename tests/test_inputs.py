@@ -3,8 +3,8 @@ half-written; no rerun deletes work unless --overwrite says so. One test per cas
 
 import gzip
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import HUMANEVAL, ROOT, read_jsonl, ssd, write_train_file
 
-from conftest import HUMANEVAL, ROOT, read_jsonl, ssd, train_config, write_train_file
 from simplesd.cli import main
 
 

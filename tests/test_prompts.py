@@ -5,8 +5,8 @@ import pickle
 import zlib
 
 import pytest
-
 from conftest import HUMANEVAL, ssd
+
 from simplesd.io import InputError
 from simplesd.prompts import STARTER_TEMPLATE, STDIN_TEMPLATE, chat_text, load_problems, user_prompt
 

@@ -3,9 +3,8 @@ error (slow: needs Debian's chromium and chromium-driver, which CI installs)."""
 
 import base64
 
-import pytest
-
 import browser
+import pytest
 from conftest import ssd
 
 
@@ -17,11 +16,10 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_report_renders_in_chromium(tmp_path):
+def test_demo_report_renders_in_chromium(tmp_path, quick_demo):
     if not browser.available():
         pytest.fail("needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
-    out = tmp_path / "demo"
-    ssd("demo", "--quick", "--out", out, "--no-progress", check=True, timeout=900)
+    out, _ = quick_demo
     page = browser.inspect_page(out / "report.html")
     assert page["console_errors"] == [] and page["broken"] == [] and page["external"] == []
     assert page["images"] == 10 and page["title"] == "SSD run report: demo"

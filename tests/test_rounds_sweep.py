@@ -6,7 +6,6 @@ import gzip
 import json
 
 import pytest
-
 from conftest import HUMANEVAL, read_jsonl, ssd
 
 

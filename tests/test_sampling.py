@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import read_jsonl, ssd
-from simplesd.config import SSDConfig
+
+from simplesd.config import Decoding, SSDConfig
 from simplesd.models import stop_token_ids
-from simplesd.sample import SeededDraw, generate_batch, generation_kwargs, looping, sample, sample_flags, sample_seed
+from simplesd.sample import sample
+from simplesd.sampling.backends import SeededDraw, generate_batch, generation_kwargs, sample_seed
+from simplesd.sampling.flags import looping, sample_flags
+
+
+def dec(temperature, top_k, top_p, min_p, max_new_tokens=1, n=1, seed=0):
+    return Decoding(temperature, top_k, top_p, min_p, n, max_new_tokens, seed)
 
 
 def reference_distribution(logits, temperature, top_k, top_p, min_p):
@@ -59,7 +65,7 @@ def test_generate_draws_from_the_documented_distribution(model_and_tokenizer, te
     model, tok = model_and_tokenizer
     enc = tok(["<|im_start|>user\nwrite code<|im_end|>\n<|im_start|>assistant\n", "def f(x):\n    return"],
               return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    kwargs = generation_kwargs(temperature, top_k, top_p, min_p, max_new_tokens=6, n=2)
+    kwargs = generation_kwargs(dec(temperature, top_k, top_p, min_p, max_new_tokens=6, n=2))
     torch.manual_seed(0)
     out = model.generate(**enc, **kwargs, output_logits=True, output_scores=True, return_dict_in_generate=True,
                          pad_token_id=tok.pad_token_id, eos_token_id=[])
@@ -76,10 +82,10 @@ def test_generate_draws_from_the_documented_distribution(model_and_tokenizer, te
 
 
 def test_generation_kwargs_neutralise_model_defaults():
-    k = generation_kwargs(1.5, 20, 0.8, 0.0, 64, 3)
+    k = generation_kwargs(dec(1.5, 20, 0.8, 0.0, 64, 3))
     assert k["do_sample"] and k["temperature"] == 1.5 and k["top_k"] == 20 and k["top_p"] == 0.8
     assert k["min_p"] is None and k["repetition_penalty"] == 1.0 and k["num_return_sequences"] == 3
-    g = generation_kwargs(0.0, 20, 0.8, 0.0, 64, 1)
+    g = generation_kwargs(dec(0.0, 20, 0.8, 0.0, 64, 1))
     assert not g["do_sample"] and g["temperature"] is None
 
 
@@ -88,13 +94,16 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
     stops = stop_token_ids(model, tok)
     texts = ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
              "<|im_start|>user\na much longer prompt than the other one<|im_end|>\n<|im_start|>assistant\n"]
-    res = generate_batch(model, tok, texts, generation_kwargs(1.5, 20, 0.8, 0.0, 12, 3), stops, seeds=list(range(6)))
+    res = generate_batch(model, tok, texts, dec(1.5, 20, 0.8, 0.0, 12, 3), stops, seeds=list(range(6)))
     assert len(res) == 6
     lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert [r["prompt_tokens"] for r in res] == [lens[0]] * 3 + [lens[1]] * 3
     for r in res:
         assert 1 <= r["completion_tokens"] <= 12
-        assert r["finish_reason"] == ("length" if r["completion_tokens"] == 12 and "<|im_end|>" not in r["output"] else r["finish_reason"])
+        # a sample shorter than the cap ended on a stop token; one that ran out of tokens is exactly the cap long
+        assert r["finish_reason"] in ("stop", "length")
+        assert r["completion_tokens"] == 12 or r["finish_reason"] == "stop"
+        assert r["finish_reason"] == "stop" or r["completion_tokens"] == 12
         assert "<|pad|>" not in r["output"] and "<|im_end|>" not in r["output"]
     # stop at EOS: make EOS certain and check it is reported as a stop that counts one token
     eos = tok.convert_tokens_to_ids("<|im_end|>")
@@ -102,7 +111,7 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
         saved = model.lm_head.weight[eos].clone()
         model.lm_head.weight[eos] = model.lm_head.weight[eos] + 1000 * model.model.norm(model.model.embed_tokens.weight).mean(0)
     try:
-        res = generate_batch(model, tok, texts, generation_kwargs(1.0, 0, 1.0, 0.0, 12, 1), stops, seeds=[1, 2])
+        res = generate_batch(model, tok, texts, dec(1.0, 0, 1.0, 0.0, 12, 1), stops, seeds=[1, 2])
     finally:
         with torch.no_grad():
             model.lm_head.weight[eos] = saved
@@ -209,16 +218,20 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model, 
 
 def test_fingerprint_counts_the_prompt_file_by_content_not_path(tmp_path, problems_file):
     """A run directory copied elsewhere (the demo's ablation reuses the base's evaluation) stays done."""
-    from simplesd.sample import sample_inputs
+    from simplesd.manifest import fingerprint
+    from simplesd.sample import sample_identity
+
+    def sample_inputs(cfg):
+        return fingerprint("sample", *sample_identity(cfg))
 
     copy = tmp_path / "elsewhere" / problems_file.name
     copy.parent.mkdir()
     copy.write_bytes(problems_file.read_bytes())
     cfgs = [SSDConfig(), SSDConfig()]
     cfgs[0].prompts.path, cfgs[1].prompts.path = str(problems_file), str(copy)
-    assert sample_inputs(cfgs[0])[1] == sample_inputs(cfgs[1])[1]
+    assert sample_inputs(cfgs[0]) == sample_inputs(cfgs[1])
     copy.write_text(problems_file.read_text() + "\n" + json.dumps({"question_id": "extra", "question": "x"}) + "\n")
-    assert sample_inputs(cfgs[0])[1] != sample_inputs(cfgs[1])[1]
+    assert sample_inputs(cfgs[0]) != sample_inputs(cfgs[1])
 
 
 def _records(d):
@@ -286,13 +299,13 @@ def test_seeded_draw_uses_the_documented_distribution_and_each_rows_own_seed():
     torch.manual_seed(0)
     logits = torch.randn(3, 50) * 3
     for t, k, p, mp in [(1.5, 20, 0.8, 0.0), (0.6, 0, 0.95, 0.0), (1.5, 20, 0.8, 0.2)]:
-        draw = SeededDraw([1, 2, 3], t, k, p, mp, steps=1)
+        draw = SeededDraw([1, 2, 3], dec(t, k, p, mp))
         got = draw.distribution(torch.zeros(3, 1, dtype=torch.long), logits.clone())
         torch.testing.assert_close(got, reference_distribution(logits, t, k, p, mp), atol=1e-6, rtol=1e-5)
     # frequencies: 4000 rows with different seeds, one distribution
     probs = reference_distribution(logits[:1], 1.5, 20, 0.8, 0.0)[0]
     rows = logits[:1].repeat(4000, 1)
-    out = SeededDraw(list(range(4000)), 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(4000, 1, dtype=torch.long), rows)
+    out = SeededDraw(list(range(4000)), dec(1.5, 20, 0.8, 0.0))(torch.zeros(4000, 1, dtype=torch.long), rows)
     tokens = out.argmax(-1)
     assert torch.all(out.max(-1).values == 0) and torch.isinf(out).sum() == 4000 * 49  # one-hot for generate
     counts = torch.bincount(tokens, minlength=50).double()
@@ -300,8 +313,8 @@ def test_seeded_draw_uses_the_documented_distribution_and_each_rows_own_seed():
     sigma = (4000 * probs * (1 - probs)).sqrt()
     assert torch.all((counts - 4000 * probs).abs() <= 4 * sigma + 1)
     # a row's draw depends on its seed only
-    alone = SeededDraw([7], 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(1, 1, dtype=torch.long), logits[:1].clone())
-    mixed = SeededDraw([3, 7, 9], 1.5, 20, 0.8, 0.0, steps=1)(torch.zeros(3, 1, dtype=torch.long), logits[:1].repeat(3, 1))
+    alone = SeededDraw([7], dec(1.5, 20, 0.8, 0.0))(torch.zeros(1, 1, dtype=torch.long), logits[:1].clone())
+    mixed = SeededDraw([3, 7, 9], dec(1.5, 20, 0.8, 0.0))(torch.zeros(3, 1, dtype=torch.long), logits[:1].repeat(3, 1))
     assert alone.argmax(-1).item() == mixed[1].argmax(-1).item()
 
 

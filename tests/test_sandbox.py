@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import HUMANEVAL, ROOT, grader_pool, read_jsonl
+
 from simplesd.execute.benchmarks import load_benchmark, make_job
 from simplesd.execute.pool import Job, Limits
 
@@ -342,16 +342,16 @@ def test_humaneval_program_is_prompt_plus_completion(one):
 
 
 def test_lcb_extraction_and_big_integers(one):
-    from simplesd.execute.benchmarks import Problem
+    from simplesd.prompts import Problem
 
-    prob = Problem("q", "livecodebench", tests=[{"input": "3", "output": "6"}])
+    prob = Problem("q", benchmark="livecodebench", tests=[{"input": "3", "output": "6"}])
     stray = "```python\nprint(int(input()) * 2)\n```\nThen run:\n```"
     py3 = "```python3\nprint(int(input()) * 2)\n```"
     jobs = [make_job(prob, stray), make_job(prob, py3), make_job(prob, stray, extraction="lenient")]
     assert jobs[0].code == "Then run:" and make_job(prob, py3, extraction="lenient") is None
     got = one.grade(jobs)
     assert [r["verdict"] for r in got] == ["syntax_error", "passed", "passed"], got  # as lcb_runner: a compile error
-    digits = Problem("d", "livecodebench", tests=[{"input": "10000", "output": "1" + "0" * 10000}])
+    digits = Problem("d", benchmark="livecodebench", tests=[{"input": "10000", "output": "1" + "0" * 10000}])
     big = one.grade([make_job(digits, "```python\nprint(10 ** int(input()))\n```")])[0]
     assert big["verdict"] == "passed", big  # 10,001 digits: over Python's 4,300, under lcb_runner's 50,000
 

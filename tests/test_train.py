@@ -2,8 +2,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import ssd, train_config, write_train_file
+
 from simplesd.io import InputError
 from simplesd.train import build_trainer, train
 
@@ -272,9 +272,9 @@ def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_mod
     """Sample -> filter -> TRL's tokenized rows, over both paper prompt templates (stdin and starter code): the
     user turn in train.jsonl is the sampler's prompt byte for byte, and the training sequence is the sampler's
     chat-formatted context, token for token, then the sample and the end-of-turn token, loss on those only."""
+    from conftest import read_jsonl
     from transformers import AutoTokenizer
 
-    from conftest import read_jsonl
     from simplesd.config import FilterConfig, SSDConfig
     from simplesd.filter import filter_samples
     from simplesd.prompts import chat_text, load_problems, user_prompt
@@ -333,3 +333,20 @@ def test_templates_that_rewrite_the_assistant_turn_are_counted(tiny_model, caplo
     tok.chat_template = LLAMA_31
     assert check_rendering(tok, rows("```python\nprint(1)\n```"), "x")["rendered_differently"] == 0
     assert check_rendering(tok, rows("print(1)\n\n"), "x")["rendered_differently"] == 1
+
+
+# the tiny model's loss per optimizer step on write_train_file's 16 rows (3 epochs of 4 steps, seed 0), as this
+# code computed it on a 2-core x86 CPU with torch 2.13; a change to what is trained on (masking, template,
+# accumulation, LR schedule) moves these far more than the tolerance
+PINNED_LOSSES = [6.8172, 6.7770, 6.0087, 5.4981, 4.9735, 4.4989, 4.1697, 3.7701, 3.5675, 3.3945, 3.3016, 3.2427]
+
+
+def test_tiny_models_loss_curve_is_pinned(tmp_path, tiny_model):
+    """As torchtune pins its recipes' losses: the same data, seed and settings give the same curve."""
+    from simplesd.train import train
+
+    data = write_train_file(tmp_path / "train.jsonl")
+    m = train(train_config(tiny_model), data, tmp_path / "out", progress=False)
+    losses = [h["loss"] for h in json.loads((tmp_path / "out" / "log_history.json").read_text()) if "loss" in h]
+    assert m["counts"]["optimizer_steps"] == len(losses) == 12
+    assert losses == pytest.approx(PINNED_LOSSES, rel=0.01)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import train_config, write_train_file
 
 pytestmark = pytest.mark.vllm
@@ -36,7 +35,7 @@ def _same_greedy_decoding(model_dir, prompts, max_tokens):
         n = len(v["token_ids"])
         assert n >= 1
         assert ids[:n] == v["token_ids"]
-        hf_logprobs = [torch.log_softmax(l[0].double(), -1)[t].item() for l, t in zip(out.logits, ids)]
+        hf_logprobs = [torch.log_softmax(step[0].double(), -1)[t].item() for step, t in zip(out.logits, ids)]
         assert hf_logprobs[:n] == pytest.approx(v["logprobs"], abs=2e-3)
 
 
@@ -61,7 +60,7 @@ def test_vllm_loads_the_shipped_testbed_base(tmp_path):
     from transformers import AutoTokenizer
 
     from simplesd.prompts import chat_text, problem_from_record, user_prompt
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path, names=("test",))
@@ -84,7 +83,7 @@ def vllm_processed(tmp_path_factory):
     from transformers import AutoTokenizer
 
     from simplesd.prompts import chat_text, problem_from_record, user_prompt
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path_factory.mktemp("splits"), names=("test",))
@@ -139,7 +138,8 @@ def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):
     lost to a crash is redone exactly (one seeded request per sample), and `ssd filter` reads the result."""
     pytest.importorskip("vllm")
     from conftest import read_jsonl, ssd
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path, names=("test",))
@@ -182,7 +182,8 @@ def test_ssd_evaluate_sweeps_t_eval_on_one_vllm_engine(tmp_path):
     sandbox, the same summary files as with transformers."""
     pytest.importorskip("vllm")
     from conftest import read_jsonl, ssd
-    from simplesd.testbed.demo import read_build_manifest, shipped_base, write_splits
+
+    from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path, names=("test",))

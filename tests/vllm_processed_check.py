@@ -8,7 +8,7 @@ import sys
 
 if __name__ == "__main__":
     from simplesd.config import SSDConfig
-    from simplesd.sample import load_engine, vllm_sampling_params
+    from simplesd.sampling.backends import load_engine, vllm_sampling_params
 
     model, prompts_json, settings_json = sys.argv[1], sys.argv[2], sys.argv[3]
     cfg = SSDConfig()
@@ -20,7 +20,7 @@ if __name__ == "__main__":
     for settings in json.loads(settings_json):  # one engine, one set of sampling settings after another
         for k, v in settings.items():
             setattr(cfg.sample, k, v)
-        params = [vllm_sampling_params(cfg.sample, seed=i, stop_ids=engine.stop_ids, logprobs=cfg.sample.top_k)
+        params = [vllm_sampling_params(cfg.sample.decoding(), seed=i, stop_ids=engine.stop_ids, logprobs=cfg.sample.top_k)
                   for i in range(len(prompts))]
         outs = engine.model.generate([{"prompt_token_ids": t} for t in ids], params, use_tqdm=False)
         result = []

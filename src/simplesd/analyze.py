@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SSDConfig, require_config, to_dict
-from .io import InputError, fingerprint_path, output_dir, read_jsonl, write_json
-from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig, reads, to_dict
+from .io import InputError, fingerprint_path, output_dir, read_jsonl
+from .stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,12 @@ def read_texts(path: str | Path, limit: int | None = None) -> list[Text]:
 def sampling_support(logits, temperature: float, top_k: int, top_p: float, min_p: float):
     """Boolean mask of the tokens the sampler can draw: transformers' own warpers, in generate()'s order."""
     import torch
-    from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
-                                                        TopKLogitsWarper, TopPLogitsWarper)
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     if temperature == 0:  # greedy: the arg-max alone
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
@@ -208,14 +211,14 @@ def ground_truth(offsets: list[tuple[int, int]], spans: list, response: str) -> 
 # The stage
 
 
-def analyze_inputs(cfg: SSDConfig, base: str, tuned: str, texts: str | Path) -> tuple[dict, dict, str]:
-    """(config, input hashes, fingerprint): what decides whether a finished analysis can be reused."""
+def analyze_inputs(cfg: SSDConfig, base: str, tuned: str, texts: str | Path) -> tuple[dict, dict]:
+    """(config, input hashes): what decides whether a finished analysis can be reused."""
     inputs = {"base": fingerprint_path(base), "tuned": fingerprint_path(tuned), "texts": fingerprint_path(texts)}
     s = cfg.sample
     config = {"analyze": to_dict(cfg.analyze),
               "support": {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "min_p": s.min_p},
               "model": to_dict(cfg.model)}
-    return config, inputs, fingerprint("analyze", config, inputs)
+    return config, inputs
 
 
 def _batches(items: list[dict], budget: int) -> list[list[int]]:
@@ -425,6 +428,7 @@ def _statement(tail: dict, ent: dict, ratio, column: str, data: dict) -> str:
             f"{ent['ci95'][1]:+.3f})")
 
 
+@reads("model", "sample", "analyze")
 def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_dir: str | Path, *,
             progress: bool = True, overwrite: bool = False, csv: bool = False) -> dict:
     """Teacher-forces base and tuned on the texts and writes the per-token table, the summary and the plots. A
@@ -432,37 +436,29 @@ def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_d
     from .models import check_model_files
     from .plots import analysis_plots
 
-    require_config(cfg, "analyze")
     out_dir = output_dir(out_dir)
     texts_path = Path(texts_path)
-    config, inputs, fp = analyze_inputs(cfg, base, tuned, texts_path)
-    if stage_is_done(out_dir, fp):
-        log.info("analyze: %s is complete for this config and these inputs; skipping", out_dir)
-        return load_manifest(out_dir)
+    config, inputs = analyze_inputs(cfg, base, tuned, texts_path)
+    st = Stage("analyze", out_dir, config, inputs, work=("tokens.parquet", "tokens.csv", "summary.json", "plots"))
+    if st.finished():
+        return st.manifest
     texts = read_texts(texts_path, cfg.analyze.max_texts)  # the inputs checked before anything is written
     for model in (base, tuned):
         check_model_files(_model_cfg(cfg, model))
-    claim_output_dir(out_dir, "analyze", config, inputs, work=("tokens.parquet", "tokens.csv", "summary.json", "plots"),
-                     overwrite=overwrite)
-    t0 = time.time()
+    st.claim(overwrite)
+    st.restart_clock()
     df = teacher_force(cfg, base, tuned, texts, progress=progress)
-    t1 = time.time()
+    st.lap("teacher_force")
     summary = summarize(df, cfg)
     summary.update({"base": str(base), "tuned": str(tuned), "texts_file": str(texts_path)})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".tokens.parquet.tmp"
-    df.to_parquet(tmp, index=False)
-    tmp.replace(out_dir / "tokens.parquet")
-    outputs = ["tokens.parquet", "summary.json"]
+    st.out_dir.mkdir(parents=True, exist_ok=True)
+    with st.output("tokens.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    st.write_json("summary.json", summary)
     if csv:
-        tmp = out_dir / ".tokens.csv.tmp"
-        df.to_csv(tmp, index=False)
-        tmp.replace(out_dir / "tokens.csv")
-        outputs.append("tokens.csv")
-    outputs += [f"plots/{p.name}" for p in analysis_plots(df, summary, out_dir / "plots", cfg.analyze.examples)]
-    write_json(out_dir / "summary.json", summary)
-    return write_manifest(out_dir, stage="analyze", fp=fp, config=config, inputs=inputs, outputs=outputs,
-                          counts={"texts": summary["texts"], "tokens": summary["tokens"],
-                                  **{f"{c}_positions": summary["by_class"][c]["positions"] for c in ("lock", "fork")}},
-                          timings={"teacher_force": t1 - t0, "total": time.time() - t0},
-                          extra={"paths": {"base": str(base), "tuned": str(tuned), "texts": str(texts_path)}})
+        with st.output("tokens.csv") as tmp:
+            df.to_csv(tmp, index=False)
+    st.outputs += [f"plots/{p.name}" for p in analysis_plots(df, summary, st.out_dir / "plots", cfg.analyze.examples)]
+    return st.finish({"texts": summary["texts"], "tokens": summary["tokens"],
+                      **{f"{c}_positions": summary["by_class"][c]["positions"] for c in ("lock", "fork")}},
+                     extra={"paths": {"base": str(base), "tuned": str(tuned), "texts": str(texts_path)}})

@@ -12,6 +12,7 @@ shortest 10 %; SFT with AdamW, cosine schedule, peak LR 5e-6, batch 32; decode a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -29,6 +30,38 @@ def _f(default, help: str, **kw):
     if isinstance(default, list):
         return field(default_factory=lambda d=default: list(d), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
+
+
+DECODING_KEYS = ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What samples are drawn from and how many: the keys `sample.*` (T_train) and `eval.*` (T_eval) share, read
+    by both sampling backends. Greedy is temperature 0; evaluating it draws one sample per problem (`at`), since
+    every draw would be the same sequence, and the backends switch truncation off for it."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    min_p: float
+    n: int
+    max_new_tokens: int
+    seed: int
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @classmethod
+    def of(cls, section: Any) -> Decoding:
+        """The decoding keys of a config section (SampleConfig or EvalConfig)."""
+        return cls(**{k: getattr(section, k) for k in DECODING_KEYS})
+
+    def at(self, temperature: float) -> Decoding:
+        """The same decoding at another temperature: what one T_eval of a sweep samples with."""
+        d = dataclasses.replace(self, temperature=temperature)
+        return dataclasses.replace(d, n=1) if d.greedy else d
 
 
 @dataclass
@@ -78,6 +111,9 @@ class SampleConfig:
     distributed_executor_backend: str = _f("", "vllm: '' (vLLM's default: processes on this node), mp, or ray (a replica spanning several nodes of a running Ray cluster).")
     gpu_memory_utilization: float | None = _f(None, "vllm: share of each GPU's memory (on CPU builds: of RAM) vLLM reserves for weights and KV cache; null = 0.9 on GPUs, 0.3 on CPU.")
     max_model_len: int | None = _f(None, "vllm: context length to reserve; null = the longest prompt + max_new_tokens.")
+
+    def decoding(self) -> Decoding:
+        return Decoding.of(self)
 
 
 @dataclass
@@ -148,6 +184,10 @@ class EvalConfig:
     max_new_tokens: int = _f(4096, "Generation cap per evaluation sample.")
     seed: int = _f(1234, "Evaluation sampling seed.")
 
+    def decoding(self, temperature: float | None = None) -> Decoding:
+        """The decoding one T_eval samples with (`temperature`, default eval.temperature)."""
+        return Decoding.of(self).at(self.temperature if temperature is None else temperature)
+
 
 @dataclass
 class AnalyzeConfig:
@@ -187,9 +227,18 @@ def require_config(cfg: Any, function: str) -> SSDConfig:
     return cfg
 
 
-def stage_config(cfg: Any, section: str, function: str):
-    """The section of the whole config a stage reads (`require_config` first)."""
-    return getattr(require_config(cfg, function), section)
+def reads(*sections: str):
+    """Declares the config sections a stage function reads: `ssd <command>` accepts overrides of those keys only and
+    lists them in its --help. The function is given the whole config first (checked: `require_config`)."""
+    def declare(fn):
+        @functools.wraps(fn)
+        def stage(cfg, *args, **kwargs):
+            require_config(cfg, fn.__name__)
+            return fn(cfg, *args, **kwargs)
+
+        stage.config_sections = sections
+        return stage
+    return declare
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -264,6 +313,15 @@ def _apply_mapping(obj: Any, mapping: dict, prefix: str = "") -> None:
             setattr(obj, k, _coerce(v, tp, key))
 
 
+def apply_mapping(cfg: SSDConfig, data: dict, where: str = "") -> SSDConfig:
+    """Sets every key of a nested mapping (a YAML file's data) on cfg; errors are prefixed with `where`."""
+    try:
+        _apply_mapping(cfg, data)
+    except InputError as e:
+        raise InputError(f"{where}: {e}" if where else str(e)) from None
+    return cfg
+
+
 def _suggest(cls, name: str, prefix: str) -> str:
     import difflib
 
@@ -284,8 +342,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, (raw, value)
 
 
-def apply_override(cfg: SSDConfig, text: str) -> None:
-    key, (raw, value) = parse_override(text)
+def _field(cfg: SSDConfig, key: str) -> tuple[Any, str, Any]:
+    """(the object holding `key`'s field, the field's name, its annotation); unknown keys and sections are
+    InputErrors with a suggestion."""
     obj: Any = cfg
     parts = key.split(".")
     for i, part in enumerate(parts):
@@ -297,15 +356,28 @@ def apply_override(cfg: SSDConfig, text: str) -> None:
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
                 raise InputError(f"config key '{key}' is a section; set one of its fields, e.g. {key}.<field>=...")
-            # a string field takes the text as written (so `model.revision=1234` stays a string)
-            wants_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp) and value is not None)
-            # a list field takes the comma-separated text (so `eval.temperatures=0.6` is [0.6])
-            wants_text = wants_str or (typing.get_origin(tp) is list and not raw.strip().startswith("["))
-            setattr(obj, part, _coerce(raw if wants_text else value, tp, key))
-        else:
-            if not dataclasses.is_dataclass(tp):
-                raise InputError(f"config key '{sub}' is not a section")
-            obj = getattr(obj, part)
+            return obj, part, tp
+        if not dataclasses.is_dataclass(tp):
+            raise InputError(f"config key '{sub}' is not a section")
+        obj = getattr(obj, part)
+    raise InputError(f"config key '{key}': empty")
+
+
+def apply_override(cfg: SSDConfig, text: str) -> None:
+    """Sets one `key.sub=value` override (the text form: the command line)."""
+    key, (raw, value) = parse_override(text)
+    obj, name, tp = _field(cfg, key)
+    # a string field takes the text as written (so `model.revision=1234` stays a string)
+    wants_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp) and value is not None)
+    # a list field takes the comma-separated text (so `eval.temperatures=0.6` is [0.6])
+    wants_text = wants_str or (typing.get_origin(tp) is list and not raw.strip().startswith("["))
+    setattr(obj, name, _coerce(raw if wants_text else value, tp, key))
+
+
+def set_value(cfg: SSDConfig, key: str, value: Any) -> None:
+    """Sets one key to a typed value (a command-line flag's, already parsed), checked against the field's type."""
+    obj, name, tp = _field(cfg, key)
+    setattr(obj, name, _coerce(value, tp, key))
 
 
 def validate(cfg: SSDConfig) -> SSDConfig:
@@ -526,8 +598,10 @@ def _relocate(value: str, base: Path, key: str) -> str:
     return candidate
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), base: SSDConfig | None = None) -> SSDConfig:
-    """Defaults <- YAML file <- overrides, then validated. Relative paths in the file are relative to it."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: SSDConfig | None = None,
+                values: dict[str, Any] | None = None) -> SSDConfig:
+    """Defaults (or `base`) <- YAML file <- `key=value` overrides <- `values` ({key: typed value}: what a command's
+    own flags set), then validated. Relative paths in the file are relative to it."""
     cfg = base if base is not None else SSDConfig()
     if path:
         p = Path(path)
@@ -535,17 +609,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         if not isinstance(data, dict):
             raise InputError(f"{p}: expected a mapping of config keys at the top level")
         _map_paths(data, lambda value, key: _relocate(value, p.parent, key))
-        try:
-            _apply_mapping(cfg, data)
-        except InputError as e:
-            raise InputError(f"{p}: {e}") from None
+        apply_mapping(cfg, data, str(p))
     for o in overrides:
         apply_override(cfg, o)
+    for key, value in (values or {}).items():
+        set_value(cfg, key, value)
     try:
         return validate(cfg)
     except InputError as e:  # a bad value the file set (and no override replaced) is reported with the file
         key = re.match(r"config key '([\w.]+)", str(e))
-        if path and key and key.group(1) in _leaf_keys(data) and key.group(1) not in {parse_override(o)[0] for o in overrides}:
+        given = {parse_override(o)[0] for o in overrides} | set(values or ())
+        if path and key and key.group(1) in _leaf_keys(data) and key.group(1) not in given:
             raise InputError(f"{path}: {e}") from None
         raise
 

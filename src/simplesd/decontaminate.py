@@ -19,15 +19,14 @@ with prompts x problems. `ssd decontaminate` checks a prompt file against whole 
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, write_json
-from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
-from .config import SSDConfig
+from .config import SSDConfig, reads
+from .io import InputError, fingerprint_path, output_dir
 from .prompts import Problem, read_problems, statement, words
+from .stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class NgramIndex:
             for g in {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}:
                 self.grams[g].append(j)
 
-    def finish(self) -> "NgramIndex":
+    def finish(self) -> NgramIndex:
         self.boilerplate: set[tuple[str, ...]] = set()
         if self.common:
             self.boilerplate = {g for g, ids in self.grams.items() if len(ids) >= self.common}
@@ -208,13 +207,12 @@ def counts_of(flagged: list[dict], prompts: int, index: NgramIndex) -> dict:
     return {"prompts": prompts, "flagged": hit, "kept": prompts - hit, "by_benchmark": by_bench}
 
 
+@reads("prompts")
 def decontaminate(cfg: SSDConfig, out_dir: str | Path, *, against: list[str] | None = None, overwrite: bool = False) -> dict:
     """`ssd decontaminate`: every record of cfg.prompts' file (no dedup, no shuffle) against every problem of each
     BENCH:PATH in `against` (default: cfg.prompts.decontaminate_against). Writes clean.jsonl (the records kept, as
     given), report.json and manifest.json; a directory holding another run's is refused unless `overwrite`."""
-    from .config import stage_config
-
-    pcfg = stage_config(cfg, "prompts", "decontaminate")
+    pcfg = cfg.prompts
     against = list(pcfg.decontaminate_against if against is None else against)
     out_dir = output_dir(out_dir)
     if not against:
@@ -223,24 +221,19 @@ def decontaminate(cfg: SSDConfig, out_dir: str | Path, *, against: list[str] | N
     inputs = {"prompts": fingerprint_path(pcfg.path), **targets_fingerprint(targets)}
     settings = {"format": pcfg.format, "split": pcfg.split, "subset": pcfg.subset, "ngram": pcfg.ngram,
                 "ngram_common": pcfg.ngram_common, "against": [t.describe() for t in targets]}
-    fp = fingerprint("decontaminate", settings, inputs)
-    if stage_is_done(out_dir, fp):
-        log.info("decontaminate: %s is complete for these settings and inputs; skipping", out_dir)
-        return load_manifest(out_dir)
-    t0 = time.time()
+    st = Stage("decontaminate", out_dir, settings, inputs, work=("clean.jsonl", "report.json"))
+    if st.finished():
+        return st.manifest
     rows = read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset)
-    t_read = time.time()
+    st.lap("read")
     index = build_index(targets, pcfg.ngram, pcfg.ngram_common)
-    t_index = time.time()
+    st.lap("index")
     flagged = index.flag([p for _, _, p in rows])
-    t_flag = time.time()
+    st.lap("flag")
     hit = {f["index"] for f in flagged}
     counts = counts_of(flagged, len(rows), index)
-    claim_output_dir(out_dir, "decontaminate", settings, inputs, work=("clean.jsonl", "report.json"), overwrite=overwrite)
-    atomic_write_jsonl(out_dir / "clean.jsonl", (rec for i, (_, rec, _) in enumerate(rows) if i not in hit))
-    write_json(out_dir / "report.json", {"counts": counts, "settings": index.describe(), "flagged": flagged})
-    timings = {"read": t_read - t0, "index": t_index - t_read, "flag": t_flag - t_index, "total": time.time() - t0}
-    return write_manifest(out_dir, stage="decontaminate", fp=fp, config=settings, inputs=inputs,
-                          outputs=["clean.jsonl", "report.json"],
-                          counts={k: v for k, v in counts.items() if k != "by_benchmark"}, timings=timings,
-                          extra={"by_benchmark": counts["by_benchmark"]})
+    st.claim(overwrite)
+    st.write_jsonl("clean.jsonl", (rec for i, (_, rec, _) in enumerate(rows) if i not in hit))
+    st.write_json("report.json", {"counts": counts, "settings": index.describe(), "flagged": flagged})
+    return st.finish({k: v for k, v in counts.items() if k != "by_benchmark"},
+                     extra={"by_benchmark": counts["by_benchmark"]})

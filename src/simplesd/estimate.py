@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import SSDConfig
+from .config import SSDConfig, reads
 from .io import InputError
 
 GPUS = {  # dense bf16 peak FLOP/s, memory bandwidth B/s, memory bytes (vendor data sheets, SXM parts)
@@ -101,6 +101,7 @@ def shape_of(name_or_path: str, trust_remote_code: bool = False) -> Shape:
     )
 
 
+@reads("model", "prompts", "sample", "filter", "train")
 def estimate(cfg: SSDConfig, prompts: int, mean_sample_tokens: float, mean_prompt_tokens: float = 600,
              gpus: int = 8, gpu: str = "h100", shape: Shape | None = None) -> dict:
     """Time and memory for sampling `prompts` x sample.n samples and training on them, on `gpus` GPUs."""

@@ -9,17 +9,18 @@ settings) and `manifest.json`.
 
 from __future__ import annotations
 
-import copy
-import json
+import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .config import EvalConfig, SSDConfig, require_config, stage_config, to_dict
+from .config import EvalConfig, SSDConfig, reads, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, read_json, read_jsonl, require_field, write_json
-from .manifest import claim_output_dir, fingerprint, stage_is_done, versions, write_manifest
+from .manifest import versions
 from .metrics import paired_difference, summarize
+from .records import Verdict
+from .stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def read_solutions(path: str | Path, known: set[str]) -> list[tuple[str, str]]:
 
 
 def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, progress: bool = True):
-    """Verdict rows (input order) for (task_id, completion) pairs, and the sandbox's description."""
+    """Verdicts (input order) for (task_id, completion) pairs, and the sandbox's description."""
     from tqdm.auto import tqdm
 
     from .execute.benchmarks import default_timeout, make_job, tests_total
@@ -50,8 +51,7 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
     seen: Counter = Counter()
     for tid, completion in solutions:
         prob = by_id[tid]
-        row = {"task_id": tid, "index": seen[tid], "verdict": "no_code", "tests_passed": 0,
-               "tests_total": tests_total(prob), "seconds": 0.0}
+        row = Verdict(tid, seen[tid], tests_total=tests_total(prob))
         seen[tid] += 1
         job = make_job(prob, completion, timeout, ecfg.early_exit, ecfg.extraction)
         if job is not None:
@@ -64,9 +64,10 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
                 tqdm(total=len(jobs), desc="grade", unit="program", disable=not progress) as bar:
             info = pool.sandbox_info
             for slot, res in zip(slots, pool.grade(jobs, progress=bar.update)):
-                rows[slot].update({k: res[k] for k in ("verdict", "tests_passed", "tests_total", "seconds") if k in res})
-                if res.get("detail"):
-                    rows[slot]["detail"] = res["detail"]
+                for k in ("verdict", "tests_passed", "tests_total", "seconds"):
+                    if k in res:
+                        setattr(rows[slot], k, res[k])
+                rows[slot].detail = res.get("detail") or None
     return rows, {"timeout_s": timeout, "timeout_applies_to": "each test" if problems[0].benchmark != "humaneval"
                   else "the whole program", "early_exit": ecfg.early_exit, "extraction": ecfg.extraction,
                   "timeouts_may_differ_by_machine": True, "memory_mb": ecfg.memory_mb,
@@ -101,14 +102,18 @@ def preflight(cfg: SSDConfig, model: str, echo=None) -> None:
             echo(f"        grader: sandbox self-test passed; {limits}")
 
 
-def correct_by_problem(rows: list[dict]) -> dict[str, list[bool]]:
+def correct_by_problem(rows: list[Verdict]) -> dict[str, list[bool]]:
     out: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
-        out[r["task_id"]].append(r["verdict"] == "passed")
+        out[r.task_id].append(r.passed)
     return dict(out)
 
 
-def summary_of(problems: list, rows: list[dict]) -> dict:
+def read_verdicts(path: str | Path) -> list[Verdict]:
+    return [Verdict.from_json(f"{path}:{lineno}", r) for lineno, r in read_jsonl(path)]
+
+
+def summary_of(problems: list, rows: list[Verdict]) -> dict:
     by_problem = correct_by_problem(rows)
     diff = {p.task_id: p.difficulty for p in problems}
     by_difficulty = defaultdict(dict)
@@ -121,7 +126,7 @@ def summary_of(problems: list, rows: list[dict]) -> dict:
         "samples_per_problem": dict(samples) if len(samples) > 1 else next(iter(samples)),
         "overall": summarize(by_problem),
         "by_difficulty": {d: summarize(v) for d, v in sorted(by_difficulty.items())},
-        "verdicts": dict(Counter(r["verdict"] for r in rows)),
+        "verdicts": dict(Counter(r.verdict for r in rows)),
     }
 
 
@@ -141,6 +146,7 @@ def _need_benchmark(e: EvalConfig) -> None:
         raise InputError("config key 'eval.problems': set the benchmark's problem file (--problems)")
 
 
+@reads("eval")
 def check(cfg: SSDConfig, solutions_path: str | Path, out_dir: str | Path, *, progress: bool = True,
           overwrite: bool = False) -> dict:
     """Grades existing generations (`ssd check`): cfg.eval.benchmark's problems in cfg.eval.problems against the
@@ -148,30 +154,27 @@ def check(cfg: SSDConfig, solutions_path: str | Path, out_dir: str | Path, *, pr
     holding another's is refused unless `overwrite`."""
     from .execute.benchmarks import load_benchmark
 
-    ecfg = stage_config(cfg, "eval", "check")
+    ecfg = cfg.eval
     _need_benchmark(ecfg)
-    out_dir = output_dir(out_dir)
-    inputs = {"problems": fingerprint_path(ecfg.problems), "solutions": fingerprint_path(solutions_path)}
-    config = _grading(ecfg)
-    fp = fingerprint("check", config, inputs)
-    if stage_is_done(out_dir, fp):
-        log.info("check: %s is complete for these solutions and settings; skipping", out_dir)
-        return read_json(out_dir / "summary.json")
-    t0 = time.time()
+    st = Stage("check", out_dir, _grading(ecfg),
+               {"problems": fingerprint_path(ecfg.problems), "solutions": fingerprint_path(solutions_path)},
+               work=("verdicts.jsonl", "summary.json"), quiet=True)
+    if st.finished():
+        log.info("check: %s is complete for these solutions and settings; skipping", st.out_dir)
+        return read_json(st.out_dir / "summary.json")
     problems = load_benchmark(ecfg.benchmark, ecfg.problems)
     solutions = read_solutions(solutions_path, {p.task_id for p in problems})
-    claim = dict(stage="check", config=config, inputs=inputs, work=("verdicts.jsonl", "summary.json"), overwrite=overwrite)
-    claim_output_dir(out_dir, **claim, write=False)  # refused before the grading, written after it (the sandbox may fail)
+    st.claim(overwrite, write=False)  # refused before the grading, written after it (the sandbox may fail)
     graded_ids = {t for t, _ in solutions}
     problems = [p for p in problems if p.task_id in graded_ids]
     rows, grader = grade(problems, solutions, ecfg, progress)
-    claim_output_dir(out_dir, **claim)
-    atomic_write_jsonl(out_dir / "verdicts.jsonl", rows)
+    st.claim(overwrite)
+    st.write_jsonl("verdicts.jsonl", (r.to_json() for r in rows))
     summary = {"benchmark": ecfg.benchmark, "problems_file": str(ecfg.problems), "solutions_file": str(solutions_path),
-               **summary_of(problems, rows), "grader": grader, "versions": versions(), "seconds": round(time.time() - t0, 3)}
-    write_json(out_dir / "summary.json", summary)
-    write_manifest(out_dir, stage="check", fp=fp, config=config, inputs=inputs, outputs=["verdicts.jsonl", "summary.json"],
-                   counts={"solutions": len(rows), **summary["verdicts"]}, timings={"total": time.time() - t0})
+               **summary_of(problems, rows), "grader": grader, "versions": versions(),
+               "seconds": round(time.time() - st.t0, 3)}
+    st.write_json("summary.json", summary)
+    st.finish({"solutions": len(rows), **summary["verdicts"]})
     return summary
 
 
@@ -222,6 +225,41 @@ def _longest_prompt(cfg: SSDConfig) -> int:
     return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
 
 
+def sampling_config(cfg: SSDConfig, model: str, problems_file: Path, temperature: float) -> SSDConfig:
+    """What sampling one T_eval is: `model` on the selected benchmark problems as they are (every problem once: no
+    dedup, no shuffle, nothing to decontaminate against), drawn with eval's decoding at `temperature`."""
+    e = cfg.eval
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, name_or_path=model),
+        prompts=dataclasses.replace(cfg.prompts, path=str(problems_file), max_prompts=None, offset=0, subset=None,
+                                    format=e.benchmark if e.benchmark == "humaneval" else "livecodebench",
+                                    dedup=False, shuffle=False, decontaminate=False, decontaminate_against=[]),
+        sample=dataclasses.replace(cfg.sample, **dataclasses.asdict(e.decoding(temperature))))
+
+
+def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: dict, scfg: SSDConfig, tdir: Path,
+                       progress: bool) -> dict:
+    """Grades one T_eval's samples into tdir (skipped when tdir holds this grading) and returns its summary."""
+    from .sample import iter_samples
+
+    e, d = cfg.eval, scfg.sample.decoding()
+    st = Stage("grade", tdir, {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}},
+               {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(tdir.parent / "problems.jsonl")},
+               quiet=True)
+    if st.finished():
+        return read_json(tdir / "summary.json")
+    solutions = [(r.prompt_id, r.output) for _, r in iter_samples(tdir / "samples")]
+    rows, grader = grade(problems, solutions, e, progress)
+    st.write_jsonl("verdicts.jsonl", (r.to_json() for r in rows))
+    summary = {"benchmark": e.benchmark, "problems_file": e.problems, "model": model, "temperature": d.temperature,
+               "decoding": {**dataclasses.asdict(d), "per_sample_seeds": "sample_seed(seed, task_id, sample index)",
+                            "backend": scfg.sample.backend, "chat_template": cfg.model.chat_template or "the tokenizer's own"},
+               "selection": selection, **summary_of(problems, rows), "grader": grader, "versions": versions()}
+    st.write_json("summary.json", summary)
+    st.finish(summary["verdicts"])
+    return summary
+
+
 def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
     """(the settings that decide an evaluation directory's results, the inputs' fingerprints). The T_eval list is
     not among them: adding a temperature to the sweep reuses the others."""
@@ -234,14 +272,15 @@ def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
     return {"model": mcfg, "eval": ecfg, "sample.backend": cfg.sample.backend}, inputs
 
 
+@reads("model", "sample", "eval")
 def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
              check_first: bool = True) -> dict:
     """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature; a
     directory holding another model's, benchmark's or settings' evaluation is refused unless `overwrite`.
     `check_first`: run `preflight` before sampling (`ssd run` did it before its first stage)."""
-    from .sample import iter_samples, load_engine, release, sample, sample_inputs
+    from .sample import sample, sample_identity
+    from .sampling.backends import load_engine, release
 
-    require_config(cfg, "evaluate")
     out_dir = output_dir(out_dir)
     e = cfg.eval
     if check_first:
@@ -249,54 +288,23 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool 
     temps = e.temperatures or [e.temperature]
     problems, selection = _selected_problems(cfg)
     config, inputs = evaluate_identity(cfg, model)
-    earlier = read_json(out_dir / "results.json") if (out_dir / "results.json").is_file() else {}
+    earlier = read_json(out_dir / "results.json", default={})
     # an evaluation of this model on this benchmark from before simplesd kept stage records: its temperatures'
     # samples still say what made them (each is refused on its own if another config did)
     legacy = earlier.get("model") == model and earlier.get("benchmark") == e.benchmark
-    claim_output_dir(out_dir, "evaluate", config, inputs, work=("T*", "results.json"), bookkeeping=("problems.jsonl",),
-                     overwrite=overwrite, adopt=legacy)
+    Stage("evaluate", out_dir, config, inputs, work=("T*", "results.json"), bookkeeping=("problems.jsonl",),
+          adopt=legacy).claim(overwrite)
     atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
     results = {}
     loaded = None  # the model is loaded once for the whole sweep, and only if some temperature needs sampling
     for t in temps:
         tdir = out_dir / f"T{t:g}"
-        scfg = copy.deepcopy(cfg)
-        scfg.model.name_or_path = model
-        scfg.prompts.path = str(out_dir / "problems.jsonl")
-        scfg.prompts.format = e.benchmark if e.benchmark == "humaneval" else "livecodebench"
-        scfg.prompts.max_prompts, scfg.prompts.offset, scfg.prompts.subset = None, 0, None
-        # the benchmark as selected, every problem once: no dedup, no shuffle, nothing to decontaminate against
-        scfg.prompts.dedup = scfg.prompts.shuffle = scfg.prompts.decontaminate = False
-        scfg.prompts.decontaminate_against = []
-        s = scfg.sample
-        s.temperature, s.top_k, s.top_p, s.min_p = t, e.top_k, e.top_p, e.min_p
-        s.n = 1 if t == 0 else e.n  # greedy draws the same sequence every time
-        s.max_new_tokens, s.seed = e.max_new_tokens, e.seed
-        if loaded is None and s.data_parallel_size == 1 and not stage_is_done(tdir / "samples", sample_inputs(scfg)[1]):
-            loaded = load_engine(scfg, _longest_prompt(scfg) if s.backend == "vllm" else 0)
+        scfg = sampling_config(cfg, model, out_dir / "problems.jsonl", t)
+        if (loaded is None and scfg.sample.data_parallel_size == 1
+                and not Stage("sample", tdir / "samples", *sample_identity(scfg), quiet=True).finished()):
+            loaded = load_engine(scfg, _longest_prompt(scfg) if scfg.sample.backend == "vllm" else 0)
         sample(scfg, tdir / "samples", progress=progress, loaded=loaded)
-        grade_inputs = {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(out_dir / "problems.jsonl")}
-        grading = {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}}
-        fp = fingerprint("grade", grading, grade_inputs)
-        if stage_is_done(tdir, fp):
-            results[f"{t:g}"] = read_json(tdir / "summary.json")
-            continue
-        t0 = time.time()
-        solutions = [(r["prompt_id"], r["output"]) for _, r in iter_samples(tdir / "samples")]
-        rows, grader = grade(problems, solutions, e, progress)
-        atomic_write_jsonl(tdir / "verdicts.jsonl", rows)
-        summary = {"benchmark": e.benchmark, "problems_file": e.problems, "model": model, "temperature": t,
-                   "decoding": {"temperature": t, "top_k": e.top_k, "top_p": e.top_p, "min_p": e.min_p, "n": s.n,
-                                "max_new_tokens": e.max_new_tokens, "seed": e.seed,
-                                "per_sample_seeds": "sample_seed(seed, task_id, sample index)", "backend": s.backend,
-                                "chat_template": cfg.model.chat_template or "the tokenizer's own"},
-                   "selection": selection,
-                   **summary_of(problems, rows), "grader": grader, "versions": versions()}
-        write_json(tdir / "summary.json", summary)
-        write_manifest(tdir, stage="grade", fp=fp, config=grading, inputs=grade_inputs,
-                       outputs=["verdicts.jsonl", "summary.json"], counts=summary["verdicts"],
-                       timings={"total": time.time() - t0})
-        results[f"{t:g}"] = summary
+        results[f"{t:g}"] = _grade_temperature(cfg, model, problems, selection, scfg, tdir, progress)
     if loaded is not None:
         release(loaded)
     table = {t: {k: v["value"] for k, v in s["overall"].items()} for t, s in results.items()}
@@ -311,13 +319,12 @@ def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dic
     """Best-vs-best pass@k difference (tuned − base), each at its own best T_eval for pass@k (among the
     temperatures with at least k samples), paired over problems, with a bootstrap 95 % CI."""
     def best(d):
-        res = json.loads((Path(d) / "results.json").read_text())
+        res = read_json(Path(d) / "results.json")
         scores = {t: row[f"pass@{k}"] for t, row in res["by_temperature"].items() if f"pass@{k}" in row}
         if not scores:
             raise InputError(f"{d}: no temperature has the {k} samples per problem pass@{k} needs")
         t = max(scores, key=scores.get)
-        rows = [json.loads(line) for line in open(Path(d) / f"T{t}" / "verdicts.jsonl")]
-        return t, correct_by_problem(rows)
+        return t, correct_by_problem(read_verdicts(Path(d) / f"T{t}" / "verdicts.jsonl"))
 
     tb, base = best(base_dir)
     tt, tuned = best(tuned_dir)
@@ -326,4 +333,4 @@ def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dic
 
 def eval_seconds(eval_dir: str | Path) -> float:
     """Wall time of an `evaluate` directory: every temperature's sampling and grading manifests."""
-    return sum(json.loads(m.read_text())["timings_s"]["total"] for m in Path(eval_dir).glob("T*/**/manifest.json"))
+    return sum(read_json(m)["timings_s"]["total"] for m in Path(eval_dir).glob("T*/**/manifest.json"))

@@ -12,12 +12,19 @@ import json
 import os
 import tempfile
 import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 class InputError(Exception):
     """Bad user input. The CLI prints the message as one line and exits with status 2."""
+
+
+class StageFailed(Exception):
+    """Work that failed for another reason than its input (a sampling replica crashed). The CLI prints the message
+    as one line and exits with status 1; rerunning resumes."""
 
 
 def open_text(path: str | Path):
@@ -141,7 +148,13 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
+_MISSING = object()
+
+
+def read_json(path: str | Path, default: Any = _MISSING) -> Any:
+    """A JSON file's data; `default` when given and the file does not exist; an InputError naming file:line."""
+    if default is not _MISSING and not Path(path).is_file():
+        return default
     text = read_text(path)
     try:
         return json.loads(text)
@@ -163,10 +176,47 @@ def output_dir(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def remove_path(path: str | Path) -> None:
+    """Deletes a file or a directory tree, if there is one."""
+    import shutil
+
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace_path(src: str | Path, dst: str | Path) -> None:
+    """Moves `src` (a file or a directory) onto `dst`, replacing what is there (a directory cannot be renamed over
+    a non-empty one: it is deleted first)."""
+    dst = Path(dst)
+    if dst.is_dir() and not dst.is_symlink():
+        remove_path(dst)
+    os.replace(src, dst)
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """A temporary sibling of `path` (`.NAME.tmp`) to write a file or a directory into; moved onto `path` when the
+    block ends without an error, deleted when it fails. A killed writer leaves only the temporary, which
+    `remove_stale_temporaries` and the next write clear."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    remove_path(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        remove_path(tmp)
+        raise
+    replace_path(tmp, path)
+
+
 def remove_stale_temporaries(directory: str | Path) -> None:
     """Deletes temporaries a killed writer left behind (they never carry committed data)."""
     for tmp in Path(directory).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+        remove_path(tmp)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

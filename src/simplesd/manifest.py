@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import InputError, output_dir, read_json, sha256_json, write_json
+from .io import InputError, output_dir, read_json, remove_path, sha256_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +174,6 @@ def _matches(out_dir: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in out_dir.iterdir() if any(fnmatch.fnmatch(p.name, pat) for pat in patterns))
 
 
-def _remove(paths: list[Path]) -> None:
-    import shutil
-
-    for p in paths:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink(missing_ok=True)
-
-
 def claim_output_dir(out_dir: str | Path, stage: str, config: Any, inputs: dict, *, work: tuple[str, ...],
                      bookkeeping: tuple[str, ...] = (), overwrite: bool = False, write: bool = True,
                      section: str = "", adopt: bool = False) -> str:
@@ -218,7 +208,8 @@ def claim_output_dir(out_dir: str | Path, stage: str, config: Any, inputs: dict,
             log.warning("%s: --overwrite: deleting %d outputs of another config or other inputs (%s)", out_dir,
                         len(found), differences(rec, new, prefix=prefix) if rec else "no record of what made them")
         if write:
-            _remove(found + _matches(out_dir, (*bookkeeping, STAGE_FILE, MANIFEST, "train_state.json")))
+            for p in found + _matches(out_dir, (*bookkeeping, STAGE_FILE, MANIFEST, "train_state.json")):
+                remove_path(p)
     if write:
         out_dir.mkdir(parents=True, exist_ok=True)
         if rec is None or rec["fingerprint"] != fp or not (out_dir / STAGE_FILE).is_file():

@@ -121,9 +121,8 @@ def load_tokenizer(cfg: ModelConfig):
 
 
 def load_model(cfg: ModelConfig, device: str):
-    from transformers import AutoModelForCausalLM
-
     from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
 
     check_model_files(cfg)
     dtype = resolve_dtype(cfg.dtype, device)

@@ -14,10 +14,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import SSDConfig, require_config, to_dict, write_config
+from .config import SSDConfig, reads, to_dict, write_config
 from .evaluate import preflight
 from .filter import filter_samples
-from .io import output_dir, write_json
+from .io import output_dir, read_json, write_json
 from .prompts import prompt_story
 from .sample import sample
 from .train import train
@@ -38,6 +38,7 @@ def _record_config(cfg: SSDConfig, out: Path, final: bool) -> None:
         write_config(cfg, path)
 
 
+@reads("model", "prompts", "sample", "filter", "train", "eval", "analyze", "pipeline", "output_dir")
 def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False, echo=print, report: bool = True,
               train_from: str | None = None) -> dict:
     """One round of SSD into cfg.output_dir: sample -> filter -> train (-> evaluate base and tuned) -> analyze ->
@@ -45,7 +46,6 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
     it, such a stage is an error listing the differences); stages with the same config are reused either way.
     `report=False` leaves report.html to a caller that adds to the run directory first (`ssd demo`).
     `train_from` fine-tunes another model than the one sampled from (iterative SSD with round_init=base)."""
-    require_config(cfg, "run")
     out = output_dir(cfg.output_dir, "output_dir")
     stages: dict[str, dict] = {}
     t0 = time.time()
@@ -121,17 +121,15 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
 
 
 def _statement(analysis_dir: Path) -> str:
-    import json
-
-    return json.loads((analysis_dir / "summary.json").read_text())["findings"]["statement"]
+    return read_json(analysis_dir / "summary.json")["findings"]["statement"]
 
 
+@reads("model", "prompts", "sample", "filter", "train", "eval", "analyze", "pipeline", "output_dir")
 def run(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False, echo=print) -> dict:
     """Iterative SSD: `pipeline.rounds` runs in OUT/round-1, round-2, ...; round r samples from round r-1's
     model (the base for round 1), fine-tunes it (or the base: pipeline.round_init), evaluates it against the
     model it sampled from, and the rounds stop once that gain is below pipeline.min_gain. Writes OUT/rounds.json
     and OUT/report.html (pass@k per round). One round is exactly `ssd run`."""
-    require_config(cfg, "run")
     pl = cfg.pipeline
     if pl.rounds == 1:
         return run_round(cfg, progress=progress, overwrite=overwrite, echo=echo)

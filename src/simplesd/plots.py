@@ -110,14 +110,14 @@ def token_strips(df, path: Path, examples: int = 3, max_lines: int = 28, max_col
     cmap = plt.get_cmap("RdBu")
     top = 0.0
     H = total_lines * lh + 0.6
-    for t, rows, cells, n in layouts:
+    for _, _rows, cells, n in layouts:
         for k, mode in enumerate(("class", "change")):
             ax = fig.add_axes([(0.2 + k * (max_cols * cw + 0.2)) / width, 1 - (top + (n + 1.5) * lh + 0.3) / H,
                                max_cols * cw / width, n * lh / H])
             ax.set_xlim(0, max_cols)
             ax.set_ylim(n, 0)
             ax.axis("off")
-            for line, col, ch, r in cells:
+            for line, col, _ch, r in cells:
                 _, cls, gt, change = r
                 color = CLASS_COLORS[cls] if mode == "class" else cmap(norm(np.clip(change, -2, 2)))
                 ax.add_patch(Rectangle((col, line), 1, 1, color=color, lw=0))

@@ -19,12 +19,16 @@ cap, with counts of each.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, NamedTuple
 
 from .io import InputError, read_jsonl
+
+log = logging.getLogger(__name__)
 
 # The paper's templates (LiveCodeBench's code-generation prompts as used by apple/ml-ssd).
 STDIN_TEMPLATE = (
@@ -52,14 +56,35 @@ _ID_FIELDS = ("question_id", "task_id", "problem_id", "id")
 
 @dataclass
 class Problem:
+    """One coding problem, whichever file it came from: the statement a prompt is built from (training prompts and
+    benchmarks alike) and, for a benchmark, what grading needs (`execute.benchmarks` fills those fields)."""
+
     id: str
-    question: str
-    starter_code: str = ""
+    question: str = ""  # the statement the prompt quotes
+    starter_code: str = ""  # LiveCodeBench/LeetCode starter code; for HumanEval its prompt (signature + docstring)
     meta: dict[str, Any] = field(default_factory=dict)  # difficulty, contest_date, entry_point, ... as given
+    # grading (benchmarks only)
+    benchmark: str = ""  # livecodebench | humaneval ("" for a training prompt)
+    difficulty: str | None = None
+    contest_date: str | None = None
+    tests: list[dict] = field(default_factory=list)  # LiveCodeBench: {"input", "output", "testtype"}
+    fn_name: str = ""  # LiveCodeBench call-based problems
+    entry_point: str = ""  # HumanEval
+    test: str = ""  # HumanEval's check program
+    canonical_solution: str = ""
+    raw: dict = field(default_factory=dict, repr=False)  # the record as published
 
     @property
     def kind(self) -> str:
         return "starter" if self.starter_code.strip() else "stdin"
+
+    @property
+    def task_id(self) -> str:  # the benchmarks' name for the id
+        return self.id
+
+    @property
+    def prompt(self) -> str:  # HumanEval's name for its starter code
+        return self.starter_code
 
 
 def user_prompt(problem: Problem) -> str:
@@ -105,7 +130,7 @@ def problem_from_record(record: dict, fmt: str, where: str, index: int) -> Probl
         code = _get_str(where, record, "prompt")
         if not code.strip():
             raise InputError(f"{where}: field 'prompt' is empty")
-        return Problem(pid, HUMANEVAL_QUESTION.format(entry_point=entry), code, {"entry_point": entry})
+        return Problem(pid, HUMANEVAL_QUESTION.format(entry_point=entry), code, {"entry_point": entry}, entry_point=entry)
     qfield = "question_content" if fmt == "livecodebench" else "question"
     question = _get_str(where, record, qfield)
     if not question.strip():
@@ -146,8 +171,16 @@ def _records(path: str, split: str, subset: str | None = None) -> Iterator[tuple
         yield f"{path}{'/' + subset if subset else ''}[{split}]:row {i}", row
 
 
-def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: str | None = None) -> list[tuple[str, dict, Problem]]:
-    """(location, record as given, Problem) for every record of a problem file or dataset, in its order."""
+class ProblemRow(NamedTuple):
+    """One record of a problem file: where it is (for errors), the record as given, and its Problem."""
+
+    where: str
+    record: dict
+    problem: Problem
+
+
+def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: str | None = None) -> list[ProblemRow]:
+    """Every record of a problem file or dataset, in its order."""
     if not path:
         raise InputError("no problem set given (set prompts.path or pass --prompts)")
     rows = []
@@ -158,13 +191,13 @@ def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: st
                 f"{where}: cannot tell the record format (expected 'question', 'question_content' or "
                 f"'prompt'+'entry_point'); set prompts.format"
             )
-        rows.append((where, rec, problem_from_record(rec, f, where, i)))
+        rows.append(ProblemRow(where, rec, problem_from_record(rec, f, where, i)))
     if not rows:
         raise InputError(f"{path}: no problems found")
     return rows
 
 
-def _check_unique_ids(rows) -> None:
+def _check_unique_ids(rows: list[ProblemRow]) -> None:
     seen: dict[str, str] = {}
     for where, _, prob in rows:
         if prob.id in seen:
@@ -233,14 +266,16 @@ def select_prompts(pcfg, index=None) -> PromptSet:
     first kept); drop problems the decontamination `index` flags (unless prompts.keep_contaminated); shuffle
     stably by seed (prompts.shuffle); skip prompts.offset; keep prompts.max_prompts. Empty at the end = error.
     Indices in the reports are positions in the input file."""
-    rows = [(i, *row) for i, row in enumerate(read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset))]
+    # (position in the file, row): the position is what the reports name
+    rows = list(enumerate(read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset)))
     counts = {"read": len(rows)}
     duplicates: list[dict] = []
     if pcfg.dedup:
         exact: dict[str, str] = {}
         normal: dict[str, str] = {}
         kept = []
-        for i, where, rec, prob in rows:
+        for i, row in rows:
+            prob = row.problem
             text = statement(prob)
             norm = normalised(text)
             first, kind = (exact[text], "exact") if text in exact else (normal.get(norm), "normalised")
@@ -248,29 +283,30 @@ def select_prompts(pcfg, index=None) -> PromptSet:
                 duplicates.append({"index": i, "prompt_id": prob.id, "duplicate_of": first, "kind": kind})
                 continue
             exact[text] = normal[norm] = prob.id
-            kept.append((i, where, rec, prob))
+            kept.append((i, row))
         counts["exact_duplicates"] = sum(d["kind"] == "exact" for d in duplicates)
         counts["normalised_duplicates"] = sum(d["kind"] == "normalised" for d in duplicates)
         rows = kept
-    _check_unique_ids([r[1:] for r in rows])
+    _check_unique_ids([row for _, row in rows])
     flagged: list[dict] = []
     checked: dict = {}
     if index is not None:
-        flagged = index.flag([r[3] for r in rows], [r[0] for r in rows])
+        flagged = index.flag([row.problem for _, row in rows], [i for i, _ in rows])
         checked = index.describe()
         hit = {f["index"] for f in flagged}
         counts["contaminated"] = len(hit)
         counts["contaminated_kept"] = len(hit) if pcfg.keep_contaminated else 0
         if not pcfg.keep_contaminated:
-            rows = [r for r in rows if r[0] not in hit]
+            rows = [(i, row) for i, row in rows if i not in hit]
     counts["clean"] = len(rows)
     if pcfg.shuffle:
-        rows = sorted(rows, key=lambda r: shuffle_key(pcfg.seed, r[3].id))
+        rows = sorted(rows, key=lambda r: shuffle_key(pcfg.seed, r[1].problem.id))
     chosen = rows[pcfg.offset:][: pcfg.max_prompts]
     counts.update(offset=min(pcfg.offset, len(rows)), selected=len(chosen))
     if not chosen:
         raise InputError(f"{pcfg.path}: no prompts left to sample on ({prompt_story(counts)}); nothing would be trained")
-    return PromptSet([r[3] for r in chosen], [r[2] for r in chosen], counts, duplicates, flagged, checked)
+    return PromptSet([row.problem for _, row in chosen], [row.record for _, row in chosen], counts, duplicates,
+                     flagged, checked)
 
 
 def prompt_story(counts: dict) -> str:
@@ -286,3 +322,42 @@ def prompt_story(counts: dict) -> str:
     if "selected" in counts:
         parts.append(f"{counts['selected']} selected")
     return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preparing a run's prompts (`ssd sample`)
+
+MAX_LISTED = 1000  # duplicates listed by name in prompts.json (all are counted)
+
+
+def prepare_prompts(cfg):
+    """The problems to sample on (`prompts.select_prompts`, decontaminated against `run_targets`), and the report of
+    what was dropped and why (written to prompts.json)."""
+    from .decontaminate import build_index, counts_of, run_targets
+
+    targets = run_targets(cfg)
+    index = build_index(targets, cfg.prompts.ngram, cfg.prompts.ngram_common) if targets else None
+    ps = select_prompts(cfg.prompts, index)
+    # rStar-Coder's seed_sft repeats each problem once per solution: hundreds of thousands of duplicates
+    report = {"counts": ps.counts, "duplicates": ps.duplicates[:MAX_LISTED],
+              "duplicates_listed": f"{min(len(ps.duplicates), MAX_LISTED)} of {len(ps.duplicates)}"}
+    if index is not None:
+        report["decontamination"] = {"counts": counts_of(ps.flagged, ps.counts["read"] - len(ps.duplicates), index),
+                                     "settings": ps.checked_against, "flagged": ps.flagged,
+                                     "action": "kept (prompts.keep_contaminated)" if cfg.prompts.keep_contaminated else "dropped"}
+    else:
+        why = "prompts.decontaminate is off" if not cfg.prompts.decontaminate else "no benchmark configured (eval.benchmark, prompts.decontaminate_against)"
+        report["decontamination"] = {"checked": False, "why": why}
+    return ps, report
+
+
+def log_contamination(cfg, ps, where: Path) -> None:
+    c = ps.counts
+    if c.get("contaminated"):
+        names = ", ".join(sorted({f"{f['benchmark']} {f['task_id']}" for f in ps.flagged})[:5])
+        msg = (f"{c['contaminated']} of {c['read']} prompts overlap benchmark problems ({names}{', ...' if len(ps.flagged) > 5 else ''}); ")
+        if cfg.prompts.keep_contaminated:
+            log.warning("WARNING: %sKEPT because prompts.keep_contaminated=true: evaluation on those problems is "
+                        "contaminated. See %s", msg, where)
+        else:
+            log.info("sample: %sdropped (see %s)", msg, where)

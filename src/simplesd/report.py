@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
-from .io import InputError, atomic_write_text
+from .io import InputError, atomic_write_text, read_json
 
 ANALYSES = {"analysis": "held-out samples of this run (neither model trained on them)",
             "analysis-references": "testbed reference solutions with ground-truth lock/fork spans"}
@@ -22,10 +21,7 @@ MODEL_NAMES = {"base": "base", "tuned": "SSD"}
 
 
 def _read(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    return read_json(path, default=None)
 
 
 def _fmt(x, digits: int = 3) -> str:

@@ -15,7 +15,7 @@ import itertools
 import shutil
 from pathlib import Path
 
-from .config import SSDConfig, apply_override, require_config, to_dict, validate, write_config
+from .config import SSDConfig, apply_override, reads, to_dict, validate, write_config
 from .io import InputError, atomic_write_text, output_dir, read_json, write_json
 
 
@@ -61,6 +61,7 @@ def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[t
     return points
 
 
+@reads("model", "prompts", "sample", "filter", "train", "eval", "analyze")
 def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, point: int | None = None,
           progress: bool = True, overwrite: bool = False, echo=print) -> dict | None:
     """Runs the grid's points (or only `point`), then tabulates and plots every finished one. `overwrite` as in
@@ -70,7 +71,6 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, po
 
     if not cfg.eval.benchmark:
         raise InputError("ssd sweep compares pass@1 across settings: set eval.benchmark and eval.problems")
-    require_config(cfg, "sweep")
     out = output_dir(out_dir)
     points = grid_points(cfg, grid, out)
     if point is not None and not 0 <= point < len(points):

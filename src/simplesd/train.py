@@ -17,9 +17,9 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import SSDConfig, require_config, to_dict
-from .io import InputError, fingerprint_path, output_dir, read_jsonl, write_json
-from .manifest import claim_output_dir, fingerprint, load_manifest, stage_is_done, write_manifest
+from .config import SSDConfig, reads, to_dict
+from .io import InputError, fingerprint_path, output_dir, read_jsonl, replace_path
+from .stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ TRAIN_WORK = ("checkpoints", "model", "adapter", ".model.tmp")
 TRAIN_BOOKKEEPING = ("tensorboard", "log_history.json")
 
 
+@reads("model", "train")
 def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progress: bool = True,
           overwrite: bool = False) -> dict | None:
     """Fine-tunes cfg.model on train_file; writes out_dir/model (loadable as is), checkpoints, TensorBoard logs.
@@ -278,34 +279,28 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
 
     from .models import check_model_files, peak_gpu_memory_gb
 
-    require_config(cfg, "train")
     out_dir = output_dir(out_dir)
     train_file = Path(train_file)
     if not train_file.is_file():
         raise InputError(f"{train_file}: training file not found (run `ssd filter` first)")
     config, inputs = train_identity(cfg, train_file)
-    fp = fingerprint("train", config, inputs)
-    if stage_is_done(out_dir, fp):
-        log.info("train: %s is complete for this config and these inputs; skipping", out_dir)
-        return load_manifest(out_dir)
-    t0 = time.time()
+    st = Stage("train", out_dir, config, inputs, work=TRAIN_WORK, bookkeeping=TRAIN_BOOKKEEPING)
+    if st.finished():
+        return st.manifest
     check_model_files(cfg.model)
     rows = read_train_rows(train_file)  # every row checked before anything is written
     ckpt_dir = out_dir / "checkpoints"
-    if int(os.environ.get("RANK", "0")) == 0:  # one process claims the directory; the others wait below
-        claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, bookkeeping=TRAIN_BOOKKEEPING,
-                         overwrite=overwrite)
-    else:  # the same answer as the main process, without touching the directory
-        claim_output_dir(out_dir, "train", config, inputs, work=TRAIN_WORK, overwrite=overwrite, write=False)
+    # one process claims the directory; the others get the same answer without touching it
+    st.claim(overwrite, write=int(os.environ.get("RANK", "0")) == 0)
 
     trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress, rows)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
         log.info("train: resuming from %s", last)
-    t_train = time.time()
+    st.lap("setup")
     result = trainer.train(resume_from_checkpoint=last)
-    t_trained = time.time()
+    st.lap("train")
     if trainer.state.global_step == 0:  # nothing trained: no model is written, and the stage is not complete
         raise InputError(f"{train_file}: training took no optimizer step ({len(trainer.train_dataset)} examples, "
                          f"train.epochs {cfg.train.epochs:g}, train.max_steps {cfg.train.max_steps}); nothing to save")
@@ -328,8 +323,8 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
     if not main:
         return None
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    replace_path(tmp, final)
+    st.lap("save")
 
     history = [h for h in trainer.state.log_history if "loss" in h]
     losses = [h["loss"] for h in history]
@@ -346,13 +341,9 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
         "mean_tokens_per_second": round(sum(tps) / len(tps), 2) if tps else None,
         "rows_rendered_differently": rendering["rendered_differently"],
     }
-    write_json(out_dir / "log_history.json", trainer.state.log_history)
-    outputs = ["model", "log_history.json"] + (["adapter"] if cfg.train.lora.enabled else [])
-    return write_manifest(
-        out_dir, stage="train", fp=fp, config={"model": to_dict(cfg.model), "train": to_dict(cfg.train)},
-        inputs=inputs, outputs=outputs, counts=counts,
-        timings={"setup": t_train - t0, "train": t_trained - t_train, "save": time.time() - t_trained,
-                 "total": time.time() - t0},
+    st.write_json("log_history.json", trainer.state.log_history)
+    return st.finish(
+        counts, outputs=["model", "log_history.json"] + (["adapter"] if cfg.train.lora.enabled else []),
         seeds={"train.seed": cfg.train.seed},
         extra={"resumed_from": last, "precision": cfg.train.precision,
                "weights_dtype": str(weights_dtype(cfg)).removeprefix("torch."),

@@ -11,35 +11,19 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import pickle
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import InputError, read_jsonl
+from ..prompts import Problem, problem_from_record
 from .pool import Job
 from .rules import extract_code
 
 LCB_HUB_ID = "livecodebench/code_generation_lite"
-
-
-@dataclass
-class Problem:
-    task_id: str
-    benchmark: str  # livecodebench | humaneval
-    difficulty: str | None = None
-    contest_date: str | None = None
-    # livecodebench
-    tests: list[dict] = field(default_factory=list)  # {"input", "output", "testtype"}
-    fn_name: str = ""
-    # humaneval
-    prompt: str = ""
-    entry_point: str = ""
-    test: str = ""
-    canonical_solution: str = ""
-    raw: dict = field(default_factory=dict, repr=False)  # the record as published
 
 
 class _StringsOnly(pickle.Unpickler):
@@ -55,14 +39,21 @@ def decode_private_tests(blob: str) -> list[dict]:
     return json.loads(text)
 
 
+def _statement(rec: dict, where: str, benchmark: str) -> Problem:
+    """The problem's statement as every prompt reads it (`prompts.problem_from_record`), as a benchmark problem."""
+    p = problem_from_record(rec, benchmark, where, 0)
+    p.id = str(rec.get("question_id" if benchmark == "livecodebench" else "task_id", p.id))
+    p.benchmark, p.difficulty, p.contest_date, p.raw = benchmark, rec.get("difficulty"), rec.get("contest_date"), rec
+    return p
+
+
 def _lcb_problem(rec: dict, where: str, tests: bool = True) -> Problem:
     """`tests=False` reads the statement and selection fields only (decontamination): the private tests are the
     expensive part to decode."""
     if not tests:
         if not isinstance(rec.get("question_content"), str):
             raise InputError(f"{where}: missing or non-string field 'question_content'")
-        return Problem(task_id=str(rec.get("question_id", "")), benchmark="livecodebench", difficulty=rec.get("difficulty"),
-                       contest_date=rec.get("contest_date"), raw=rec)
+        return _statement(rec, where, "livecodebench")
     for key in ("question_id", "public_test_cases", "private_test_cases"):
         if key not in rec:
             raise InputError(f"{where}: missing field '{key}'")
@@ -86,18 +77,15 @@ def _lcb_problem(rec: dict, where: str, tests: bool = True) -> Problem:
     for i, t in enumerate(tests):
         if not isinstance(t, dict) or "input" not in t or "output" not in t:
             raise InputError(f"{where}: test case {i} needs 'input' and 'output'")
-    return Problem(
-        task_id=str(rec["question_id"]), benchmark="livecodebench", difficulty=rec.get("difficulty"),
-        contest_date=rec.get("contest_date"), tests=tests, fn_name=meta.get("func_name") or "", raw=rec,
-    )
+    return dataclasses.replace(_statement(rec, where, "livecodebench"), tests=tests, fn_name=meta.get("func_name") or "")
 
 
 def _humaneval_problem(rec: dict, where: str, tests: bool = True) -> Problem:
     for key in ("task_id", "prompt", "entry_point", "test"):
         if not isinstance(rec.get(key), str):
             raise InputError(f"{where}: missing or non-string field '{key}'")
-    return Problem(task_id=rec["task_id"], benchmark="humaneval", prompt=rec["prompt"], entry_point=rec["entry_point"],
-                   test=rec["test"], canonical_solution=rec.get("canonical_solution", ""), raw=rec)
+    return dataclasses.replace(_statement(rec, where, "humaneval"), test=rec["test"],
+                               canonical_solution=rec.get("canonical_solution", ""))
 
 
 def load_benchmark(benchmark: str, path: str, tests: bool = True) -> list[Problem]:

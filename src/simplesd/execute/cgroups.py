@@ -153,7 +153,7 @@ def setup(slots: int, memory_mb: int, max_tasks: int) -> tuple[list[SlotCgroups]
         made = []
         try:
             out = []
-            for c, b in bases.items():
+            for b in bases.values():
                 os.mkdir(f"{b}/{tag}")
                 made.append(f"{b}/{tag}")
             for i in range(slots):

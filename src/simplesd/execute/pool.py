@@ -200,7 +200,7 @@ class GraderPool:
     def grade(self, jobs: list[Job], progress=None) -> list[dict]:
         results: list[dict | None] = [None] * len(jobs)
         todo: queue.Queue = queue.Queue()
-        for i, job in enumerate(jobs):
+        for i in range(len(jobs)):
             todo.put(i)
         lock = threading.Lock()
         errors: list[BaseException] = []

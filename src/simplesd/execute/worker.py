@@ -28,8 +28,12 @@ Protocol with the pool (length-prefixed JSON on the worker's stdin/stdout):
 from __future__ import annotations
 
 import ast
+
+# Imported here once so that each forked program finds them loaded (the reference's import block and more).
+import bisect  # noqa: E401,F401,E402
 import builtins
 import json
+import operator  # noqa: E401,F401,E402
 import os
 import select
 import signal
@@ -40,11 +44,6 @@ import time
 import warnings
 
 from . import cgroups, harness, rules, sandbox
-
-# Imported here once so that each forked program finds them loaded (the reference's import block and more).
-import bisect, collections, copy, datetime, decimal, fractions, functools, heapq, io, itertools, math  # noqa: E401,F401,E402
-import operator, random, re, statistics, string, typing, unittest.mock, array, queue, threading  # noqa: E401,F401,E402
-
 
 HEADER = harness.HEADER
 DETAIL_CAP = 1000  # characters of any text a program influences that reach a verdict

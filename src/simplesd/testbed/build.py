@@ -16,60 +16,67 @@ The build manifest records the config, seed, data hashes, steps, wall time and t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..io import atomic_write_jsonl, write_json
-
-SPLIT_SEED = 20261123
+from ..io import InputError, atomic_write_jsonl, read_json, write_json
+from .artefacts import SETTINGS, export_fp16, file_hashes, records_hash, split_records
 
 
 @dataclass
 class BuildConfig:
-    seed: int = SPLIT_SEED
-    sizes: dict = field(default_factory=lambda: {"test": 200, "dev": 100, "ssd": 800, "pretrain": 60000})
-    noise: float = 0.02
-    vocab_size: int = 1024
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    head_dim: int = 64
-    intermediate_size: int = 704
-    learning_rate: float = 3e-3
-    pretrain_rounds: list = field(default_factory=lambda: [36000, 24000])  # problems per round: each round is a
-    # `train` stage continuing the last one's model (resumable per round); they add up to sizes["pretrain"]
-    continue_learning_rate: float = 1e-3  # peak LR of rounds after the first (a fresh warm-up + cosine)
-    batch_size: int = 32
-    epochs: float = 1.0
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.01
-    max_seq_length: int = 512
-    dev_max_new_tokens: int = 320
+    """How the base is built. The values are in build.yaml (`load_build_config`), not here."""
 
-    @classmethod
-    def reduced(cls) -> BuildConfig:
-        """A minutes-long version of the same pipeline, for tests."""
-        return cls(sizes={"test": 20, "dev": 16, "ssd": 24, "pretrain": 192}, pretrain_rounds=[128, 64],
-                   vocab_size=512, hidden_size=64,
-                   num_layers=2, num_heads=1, intermediate_size=128, batch_size=16, dev_max_new_tokens=48)
+    seed: int
+    sizes: dict
+    noise: float
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    intermediate_size: int
+    learning_rate: float
+    pretrain_rounds: list
+    continue_learning_rate: float
+    batch_size: int
+    epochs: float
+    warmup_ratio: float
+    weight_decay: float
+    max_seq_length: int
+    dev_max_new_tokens: int
 
 
-def split_records(seed: int, sizes: dict) -> dict[str, list[dict]]:
-    from .tasks import make_splits
-
-    return {name: [rec for _, rec in items] for name, items in make_splits(seed, sizes).items()}
+BUILD_YAML, REDUCED_YAML = SETTINGS / "build.yaml", SETTINGS / "build-reduced.yaml"
 
 
-def records_hash(records: list[dict]) -> str:
-    h = hashlib.sha256()
-    for rec in records:
-        h.update(json.dumps(rec, sort_keys=True).encode())
-    return h.hexdigest()
+def load_build_config(path: str | Path | None = None) -> BuildConfig:
+    """build.yaml's values with those of the file at `path` on top; an unknown key or a value of the wrong type is
+    an InputError naming the file and the key."""
+    import difflib
+
+    from ..config import _coerce, read_yaml
+
+    hints = typing.get_type_hints(BuildConfig)
+    values: dict = {}
+    for f in [BUILD_YAML] + ([Path(path)] if path else []):
+        data = read_yaml(f) or {}
+        if not isinstance(data, dict):
+            raise InputError(f"{f}: expected a mapping of build settings")
+        for key, value in data.items():
+            if key not in hints:
+                close = difflib.get_close_matches(str(key), list(hints), n=1)
+                raise InputError(f"{f}: unknown build setting '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            try:
+                values[key] = _coerce(value, hints[key], key) if hints[key] in (int, float, str, bool) else value
+            except InputError as e:
+                raise InputError(f"{f}: {e}".replace("config key", "build setting")) from None
+            if hints[key] in (dict, list) and not isinstance(value, hints[key]):
+                raise InputError(f"{f}: build setting '{key}': expected a {hints[key].__name__}, got {value!r}")
+    return BuildConfig(**values)
 
 
 def pretraining_rows(records: list[dict], tokenizer, noise: float, seed: int) -> list[dict]:
@@ -102,7 +109,7 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
     from ..train import train
     from .tiny import build_tiny_model, build_tokenizer
 
-    bcfg = bcfg or BuildConfig()
+    bcfg = bcfg or load_build_config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -164,7 +171,7 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
     timings["this_invocation"] = time.time() - t0  # rounds finished by an earlier invocation were skipped
     timings["total"] = sum(v for k, v in timings.items() if k != "this_invocation")
 
-    params = sum(int(v) for v in json.loads((out / "model" / "param_count.json").read_text()).values())
+    params = sum(int(v) for v in read_json(out / "model" / "param_count.json").values())
     manifest = {
         "stage": "testbed-build",
         "build_config": asdict(bcfg),
@@ -196,37 +203,3 @@ def dev_eval_config(problems: str | Path, max_new_tokens: int, temperatures=(0.0
     return cfg
 
 
-def export_fp16(src: Path, dst: Path) -> None:
-    """Saves the model as float16 safetensors (half the bytes; loaded back as float32 on CPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.float16).save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    counts = {"total": sum(p.numel() for p in model.parameters())}
-    (tmp / "param_count.json").write_text(json.dumps(counts))
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
-
-
-def file_hashes(model_dir: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(model_dir.iterdir())
-            if p.is_file() and p.name != "build_manifest.json"}
-
-
-def install(built: str | Path) -> Path:
-    """Replaces the package's shipped base by a build's model (what a maintainer commits)."""
-    from .demo import shipped_base
-
-    dest = shipped_base()
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(Path(built) / "model", tmp)
-    for f in tmp.iterdir():
-        f.chmod(0o644)  # atomic writes create 0600 files; package data is world-readable
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest

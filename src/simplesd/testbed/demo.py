@@ -16,103 +16,65 @@ Every knob below was chosen on the dev split (see docs/testbed.md); the demo rep
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
-from ..config import SSDConfig
-from ..io import InputError, atomic_write_jsonl, read_jsonl, write_json
+from ..config import SSDConfig, apply_mapping, read_yaml, validate
+from ..io import InputError, atomic_write_jsonl, read_json, read_jsonl, write_json
+from .artefacts import SETTINGS, shipped_base, verify_base, write_splits
 
-# chosen on the dev split; the tiny model needs a far larger LR than the paper's 5e-6 for a 4B-30B model
-DEMO_T_EVAL = [0.0, 0.3, 0.6, 0.9, 1.2]
-DEMO_N = 5
-DEMO_MAX_NEW_TOKENS = 320  # ~1.8x the longest reference solution: loops hit it, correct programs never do
-DEMO_TRAIN = {"learning_rate": 1e-4, "epochs": 2.0}
+DEMO_YAML = SETTINGS / "demo.yaml"
+_SECTIONS = {"ssd", "quick", "ablation"}
 
 
-def shipped_base() -> Path:
-    return Path(str(resources.files("simplesd.testbed") / "base"))
+def demo_settings(path: str | Path | None = None) -> dict:
+    """demo.yaml's sections (ssd, quick, ablation), with those of the file at `path` merged on top key by key."""
+    merged: dict = {}
+    for f in [DEMO_YAML] + ([Path(path)] if path else []):
+        data = read_yaml(f) or {}
+        if not isinstance(data, dict) or set(data) - _SECTIONS:
+            extra = sorted(set(data) - _SECTIONS) if isinstance(data, dict) else data
+            raise InputError(f"{f}: a demo config has the sections ssd, quick and ablation, got {extra!r}")
+        merged = _merge(merged, {**data, "_files": [*merged.get("_files", []), str(f)]})
+    return merged
 
 
-def read_build_manifest(model_dir: str | Path) -> dict:
-    p = Path(model_dir) / "build_manifest.json"
-    if not p.is_file():
-        raise InputError(f"{p}: no build manifest; build the base with `ssd testbed build`")
-    return json.loads(p.read_text())
-
-
-def verify_base(model_dir: str | Path) -> dict:
-    """The build manifest, after checking every model file against its recorded sha256."""
-    from .build import file_hashes
-
-    manifest = read_build_manifest(model_dir)
-    actual = file_hashes(Path(model_dir))
-    for name, digest in manifest["model_files"].items():
-        if actual.get(name) != digest:
-            raise InputError(f"{Path(model_dir) / name}: checksum differs from build_manifest.json "
-                             "(the shipped model is damaged; reinstall simplesd or rebuild with `ssd testbed build`)")
-    return manifest
-
-
-def write_splits(manifest: dict, out_dir: Path, names=("ssd", "dev", "test")) -> dict[str, Path]:
-    """Re-creates the evaluation and SSD splits the base was built with, checked against the manifest hashes.
-    (They are drawn before the pretraining split, so they do not depend on its size.)"""
-    from .build import records_hash, split_records
-
-    sizes = {k: v for k, v in manifest["split_sizes"].items() if k != "pretrain"}
-    splits = split_records(manifest["seed"], sizes)
-    paths = {}
-    for name in names:
-        if records_hash(splits[name]) != manifest["split_hashes"][name]:
-            raise InputError(f"testbed split '{name}' differs from the one the base was built with "
-                             "(task family code changed since the build; rebuild with `ssd testbed build`)")
-        paths[name] = out_dir / f"{name}.jsonl"
-        atomic_write_jsonl(paths[name], splits[name])
-    return paths
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def demo_config(output_dir: str | Path, base: str | Path, data: dict[str, Path], quick: bool = False,
-                ablation: bool = False) -> SSDConfig:
-    """The paper's sampling and filtering; LR and epochs scaled to the tiny model (chosen on dev)."""
+                ablation: bool = False, settings: dict | None = None) -> SSDConfig:
+    """The demo's run config: demo.yaml's `ssd` section (then `quick`'s and `ablation`'s when asked), with the model
+    and the data files filled in."""
+    settings = settings or demo_settings()
     cfg = SSDConfig()
+    where = " + ".join(settings["_files"])
+    parts = [settings.get("ssd", {})] + ([settings.get("quick", {}).get("ssd", {})] if quick else []) \
+        + ([settings.get("ablation", {}).get("ssd", {})] if ablation else [])
+    for part in parts:
+        apply_mapping(cfg, part, where)
     cfg.output_dir = str(output_dir)
     cfg.model.name_or_path = str(base)
-    cfg.prompts.path, cfg.prompts.format = str(data["ssd"]), "livecodebench"
-    # The splits are disjoint problems of one task family whose rule sentences recur by design (that is what
-    # the model learns); a 13-gram check flags about half of the ssd split for sharing two consecutive rules
-    # with a dev or test problem: the family's vocabulary, not a copy (docs/testbed.md).
-    cfg.prompts.decontaminate = False
-    s = cfg.sample
-    s.max_new_tokens, s.batch_size, s.shard_size = DEMO_MAX_NEW_TOKENS, 32, 128
-    if ablation:  # the paper's stress test: hotter and untruncated
-        s.temperature, s.top_k, s.top_p = 2.0, 0, 1.0
-    t = cfg.train
-    t.learning_rate, t.epochs = DEMO_TRAIN["learning_rate"], DEMO_TRAIN["epochs"]
-    t.effective_batch_size, t.per_device_batch_size = 32, 16
-    t.max_seq_length, t.save_steps, t.logging_steps = 768, 10_000, 5
-    e = cfg.eval
-    e.benchmark, e.problems, e.start_month, e.end_month = "livecodebench", str(data["test"]), None, None
-    e.temperatures, e.n, e.max_new_tokens = list(DEMO_T_EVAL), DEMO_N, DEMO_MAX_NEW_TOKENS
-    cfg.filter.holdout_fraction = 0.05  # 36 of 720 kept samples held out for `ssd analyze`
-    if quick:  # CI's end-to-end check: same stages, a fraction of the work
-        cfg.prompts.max_prompts = 96
-        t.epochs = 1.0
-        e.temperatures, e.n = [0.0, 0.9], 2
-    return cfg
+    cfg.prompts.path, cfg.eval.problems = str(data["ssd"]), str(data["test"])
+    return validate(cfg)
 
 
-def write_testbed_config(out_dir: str | Path, quick: bool = False, split: str = "dev") -> Path:
-    """OUT/{ssd,dev,test}.jsonl and OUT/testbed.yaml: the demo's settings as a config any command takes."""
+def write_testbed_config(out_dir: str | Path, quick: bool = False, split: str = "dev", config: str | None = None) -> Path:
+    """OUT/{ssd,dev,test}.jsonl and OUT/testbed.yaml: the demo's settings (demo.yaml, `config` on top) as a config any
+    command takes."""
     from ..config import write_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = shipped_base()
     data = write_splits(verify_base(base), out)
-    cfg = demo_config(out / "run", base, data, quick=quick)
+    cfg = demo_config(out / "run", base, data, quick=quick, settings=demo_settings(config))
     cfg.eval.problems = str(data[split])
     write_config(cfg, out / "testbed.yaml")
     return out / "testbed.yaml"
@@ -134,24 +96,25 @@ def self_sample_correctness(run_dir: Path, problems_path: Path, cfg: SSDConfig, 
 
     problems = load_benchmark("livecodebench", str(problems_path))
     records = [r for _, r in iter_samples(run_dir / "sample")]
-    samples = [(r["prompt_id"], r["output"]) for r in records]
+    samples = [(r.prompt_id, r.output) for r in records]
     rows, _ = grade([p for p in problems if p.task_id in {t for t, _ in samples}], samples, cfg.eval, progress)
     kept = {(r["messages"][0]["content"], r["messages"][1]["content"])
             for _, r in read_jsonl(run_dir / "filter" / "train.jsonl")}
-    kept_correct = sum(row["verdict"] == "passed" and (r["prompt"], r["output"]) in kept for r, row in zip(records, rows))
-    correct = sum(r["verdict"] == "passed" for r in rows)
+    kept_correct = sum(row.passed and (r.prompt, r.output) in kept for r, row in zip(records, rows))
+    correct = sum(r.passed for r in rows)
     return {"samples": len(rows), "correct": correct, "share_correct": correct / len(rows),
             "kept": len(kept), "kept_correct": kept_correct, "share_kept_correct": kept_correct / max(len(kept), 1)}
 
 
 def failure_kinds(eval_dir: Path, records: dict[str, dict], temperature: str = "0") -> dict:
+    from ..evaluate import read_verdicts
     from ..sample import iter_samples
     from .tasks import failure_kind
 
     tdir = eval_dir / f"T{temperature}"
-    verdicts = [r for _, r in read_jsonl(tdir / "verdicts.jsonl")]
+    verdicts = read_verdicts(tdir / "verdicts.jsonl")
     samples = [r for _, r in iter_samples(tdir / "samples")]
-    kinds = Counter(failure_kind(records[s["prompt_id"]], s["output"], s["finish_reason"], v["verdict"])
+    kinds = Counter(failure_kind(records[s.prompt_id], s.output, s.finish_reason, v.verdict)
                     for s, v in zip(samples, verdicts))
     return dict(sorted(kinds.items()))
 
@@ -167,24 +130,26 @@ def prior_scores(problems_path: Path, cfg: SSDConfig) -> dict:
     out = {}
     for name in ("identity", "constant"):
         rows, _ = grade(problems, [(p.task_id, base[p.task_id][name]) for p in problems], cfg.eval, progress=False)
-        out[name] = sum(r["verdict"] == "passed" for r in rows) / len(rows)
+        out[name] = sum(r.passed for r in rows) / len(rows)
     return out
 
 
 def unseen_pair_scores(eval_dir: Path, records: dict[str, dict], temperature: str) -> dict:
-    rows = [r for _, r in read_jsonl(eval_dir / f"T{temperature}" / "verdicts.jsonl")]
+    from ..evaluate import read_verdicts
+
+    rows = read_verdicts(eval_dir / f"T{temperature}" / "verdicts.jsonl")
     out = {}
     for flag in (True, False):
-        sel = [r["verdict"] == "passed" for r in rows if records[r["task_id"]]["testbed"]["unseen_pair"] is flag]
+        sel = [r.passed for r in rows if records[r.task_id]["testbed"]["unseen_pair"] is flag]
         out["unseen" if flag else "seen"] = {"pass@1": sum(sel) / len(sel) if sel else None, "samples": len(sel)}
     return out
 
 
 def _eval_table(eval_dir: Path) -> dict:
-    res = json.loads((eval_dir / "results.json").read_text())
+    res = read_json(eval_dir / "results.json")
     table = {}
     for t in res["by_temperature"]:
-        s = json.loads((eval_dir / f"T{t}" / "summary.json").read_text())
+        s = read_json(eval_dir / f"T{t}" / "summary.json")
         table[t] = {k: {"value": v["value"], "ci95": v["ci95"]} for k, v in s["overall"].items()
                     if k in ("pass@1", "pass@5")}
         table[t]["by_difficulty_pass@1"] = {d: v["pass@1"]["value"] for d, v in s["by_difficulty"].items()}
@@ -209,7 +174,7 @@ def reference_texts(problems_path: Path, out_path: Path) -> Path:
 def _stage_times(run_dir: Path) -> dict:
     out = {}
     for stage in ("sample", "filter", "train"):
-        m = json.loads((run_dir / stage / "manifest.json").read_text())
+        m = read_json(run_dir / stage / "manifest.json")
         out[stage] = round(m["timings_s"]["total"], 1)
     from ..evaluate import eval_seconds
 
@@ -217,7 +182,7 @@ def _stage_times(run_dir: Path) -> dict:
         out[f"evaluate_{name}"] = round(eval_seconds(run_dir / "eval" / name), 1)
     for name in ("analysis", "analysis-references"):
         if (run_dir / name / "manifest.json").is_file():
-            out[name] = round(json.loads((run_dir / name / "manifest.json").read_text())["timings_s"]["total"], 1)
+            out[name] = round(read_json(run_dir / name / "manifest.json")["timings_s"]["total"], 1)
     return out
 
 
@@ -247,18 +212,19 @@ def diagnostics(run_dir: Path, data: dict[str, Path], cfg: SSDConfig, progress: 
 
 def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = False, base: str | None = None,
          split: str = "test", overrides: list[str] = (), progress: bool = True, overwrite: bool = False,
-         echo=print) -> dict:
-    """`split="dev"` and `overrides` (config `key=value`s) are how the demo's knobs were chosen: on dev.
-    `overwrite`: stages holding another config's work (an earlier `--quick` run in the same directory) start over."""
+         echo=print, config: str | None = None) -> dict:
+    """`split="dev"` and `overrides` (config `key=value`s) are how the demo's knobs were chosen: on dev. `config`: a
+    demo YAML file read on top of demo.yaml. `overwrite`: stages holding another config's work (an earlier `--quick`
+    run in the same directory) start over."""
     from ..analyze import analyze
     from ..config import load_config
+    from ..io import output_dir as writable_dir
     from ..pipeline import run_round
     from ..report import write_report
 
-    from ..io import output_dir as writable_dir
-
     t0 = time.time()
     out = writable_dir(output_dir)
+    settings = demo_settings(config)  # a bad demo config fails before any work
     base_dir = Path(base) if base else shipped_base()
     manifest = verify_base(base_dir)
     echo(f"base: {base_dir} ({manifest['parameters']:,} parameters, pretrained {manifest['pretrain']['optimizer_steps']} "
@@ -269,29 +235,32 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
     data = {**data, "test": data[split]}
     if quick:
         quick_test = out / "data" / "test_quick.jsonl"
-        atomic_write_jsonl(quick_test, [r for _, r in list(read_jsonl(data["test"]))[:40]])
+        size = settings["quick"]["test_problems"]
+        atomic_write_jsonl(quick_test, [r for _, r in list(read_jsonl(data["test"]))[:size]])
         data = {**data, "test": quick_test}
-    cfg = load_config(None, list(overrides), base=demo_config(out, base_dir, data, quick=quick))
+    cfg = load_config(None, list(overrides), base=demo_config(out, base_dir, data, quick=quick, settings=settings))
     run_round(copy.deepcopy(cfg), progress=progress, overwrite=overwrite, echo=echo, report=False)
     echo(f"analyze: base vs SSD on the {split} split's reference solutions (ground-truth spans) -> "
          f"{out / 'analysis-references'}")
     analyze(cfg, str(base_dir), str(out / "train" / "model"),
-                       reference_texts(data["test"], out / "data" / "references.jsonl"), out / "analysis-references",
-                       progress=progress, overwrite=overwrite)
+            reference_texts(data["test"], out / "data" / "references.jsonl"), out / "analysis-references",
+            progress=progress, overwrite=overwrite)
     results = {"base_model": str(base_dir), "build": {k: manifest[k] for k in ("parameters", "pretrain", "dev_greedy_pass@1")},
-               "quick": quick, "eval_split": split, "overrides": list(overrides), "config": str(out / "config.yaml"), "test_problems": sum(1 for _ in read_jsonl(data["test"])),
+               "quick": quick, "eval_split": split, "overrides": list(overrides), "settings": settings["_files"],
+               "config": str(out / "config.yaml"), "test_problems": sum(1 for _ in read_jsonl(data["test"])),
                **diagnostics(out, data, cfg, progress)}
     if ablation:
         abl_dir = out / "ablation"
         if not (abl_dir / "eval" / "base").exists():  # the base's evaluation is the same: reuse it (skipped as done)
             shutil.copytree(out / "eval" / "base", abl_dir / "eval" / "base")
-        acfg = load_config(None, list(overrides), base=demo_config(abl_dir, base_dir, data, quick=quick, ablation=True))
+        acfg = load_config(None, list(overrides), base=demo_config(abl_dir, base_dir, data, quick=quick, ablation=True,
+                                                                   settings=settings))
         echo("ablation: T_train 2.0, no truncation (top-k off, top-p 1.0)")
         run_round(copy.deepcopy(acfg), progress=progress, overwrite=overwrite, echo=echo)
         results["ablation"] = diagnostics(abl_dir, data, acfg, progress)
-    results["analysis"] = {name: json.loads((out / name / "summary.json").read_text())["findings"]
+    results["analysis"] = {name: read_json(out / name / "summary.json")["findings"]
                            for name in ("analysis", "analysis-references") if (out / name / "summary.json").is_file()}
-    results["rule_vs_ground_truth"] = json.loads((out / "analysis-references" / "summary.json").read_text())["agreement"]
+    results["rule_vs_ground_truth"] = read_json(out / "analysis-references" / "summary.json")["agreement"]
     results["wall_s"] = round(time.time() - t0, 1)
     write_json(out / "results.json", results)
     for line in render(results):

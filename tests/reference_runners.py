@@ -1,4 +1,4 @@
-"""A re-creation of the reference runners' execution model, for comparison only.
+"""A re-creation of the reference runners' execution model, for comparison only (tests/test_grader.py; not shipped).
 
 LiveCodeBench's `check_correctness` (used by apple/ml-ssd) starts, per program, a `multiprocessing.Manager`
 and a `multiprocessing.Process`; the process applies the reliability guard, compiles the program, runs every
@@ -17,9 +17,10 @@ import multiprocessing
 import signal
 import time
 
-from . import rules
-from .benchmarks import Problem, humaneval_program
-from .harness import reference_guard
+from simplesd.execute import rules
+from simplesd.execute.benchmarks import humaneval_program
+from simplesd.execute.harness import reference_guard
+from simplesd.prompts import Problem
 
 
 class _Timeout(Exception):

