@@ -371,3 +371,23 @@ def test_no_progress_hides_every_bar(tmp_path, tiny_model, problems_file):
         else:
             assert "sample: 100%" in sample.stderr and "Loading weights" in sample.stderr
             assert "Writing model shards" in train.stderr or "Loading weights" in train.stderr
+
+
+def test_demo_and_build_configs_are_checked_before_any_work(tmp_path, cli):
+    """`ssd demo --config` and `ssd testbed build --config` read YAML files of their own shape: a key that is not
+    theirs is one line naming the file and the key, with a suggestion, and nothing is written."""
+    bad_demo = tmp_path / "demo.yaml"
+    bad_demo.write_text("ssd:\n  sample:\n    temprature: 1.0\n")
+    code, _, err = cli("demo", "--quick", "--config", bad_demo, "--out", tmp_path / "d", "--no-progress")
+    assert code == 2 and "unknown config key 'sample.temprature' (did you mean 'sample.temperature'?)" in err
+    assert str(bad_demo) in err and not (tmp_path / "d").exists()
+    bad_demo.write_text("sample:\n  temperature: 1.0\n")  # an SSD config where a demo config belongs
+    code, _, err = cli("demo", "--config", bad_demo, "--out", tmp_path / "d", "--no-progress")
+    assert code == 2 and "a demo config has the sections ssd, quick and ablation, got ['sample']" in err
+    bad_build = tmp_path / "build.yaml"
+    bad_build.write_text("hidden_sise: 128\n")
+    code, _, err = cli("testbed", "build", "--config", bad_build, "--out", tmp_path / "b", "--no-progress")
+    assert code == 2 and f"{bad_build}: unknown build setting 'hidden_sise' (did you mean 'hidden_size'?)" in err
+    bad_build.write_text("hidden_size: big\n")
+    code, _, err = cli("testbed", "build", "--config", bad_build, "--out", tmp_path / "b", "--no-progress")
+    assert code == 2 and "build setting 'hidden_size': expected int, got 'big'" in err and not (tmp_path / "b").exists()

@@ -37,6 +37,11 @@ def demo_settings(path: str | Path | None = None) -> dict:
         if not isinstance(data, dict) or set(data) - _SECTIONS:
             extra = sorted(set(data) - _SECTIONS) if isinstance(data, dict) else data
             raise InputError(f"{f}: a demo config has the sections ssd, quick and ablation, got {extra!r}")
+        for part in (data.get("ssd"), (data.get("quick") or {}).get("ssd"), (data.get("ablation") or {}).get("ssd")):
+            if part is not None:  # checked here, so a bad key names its file before any work
+                if not isinstance(part, dict):
+                    raise InputError(f"{f}: an ssd section is a mapping of config keys, got {part!r}")
+                apply_mapping(SSDConfig(), part, str(f))
         merged = _merge(merged, {**data, "_files": [*merged.get("_files", []), str(f)]})
     return merged
 
