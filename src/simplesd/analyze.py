@@ -451,7 +451,6 @@ def analyze(cfg: SSDConfig, base: str, tuned: str, texts_path: str | Path, out_d
     st.lap("teacher_force")
     summary = summarize(df, cfg)
     summary.update({"base": str(base), "tuned": str(tuned), "texts_file": str(texts_path)})
-    st.out_dir.mkdir(parents=True, exist_ok=True)
     with st.output("tokens.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     st.write_json("summary.json", summary)

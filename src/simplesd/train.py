@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .config import SSDConfig, reads, to_dict
-from .io import InputError, fingerprint_path, output_dir, read_jsonl, replace_path
+from .io import InputError, fingerprint_path, output_dir, read_jsonl, remove_path, replace_path
 from .stage import Stage
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
     main = trainer.accelerator.is_main_process
     final, tmp = out_dir / "model", out_dir / ".model.tmp"
     if main:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_path(tmp)
     if cfg.train.lora.enabled:
         trainer.save_model(str(out_dir / "adapter"))
         trainer.accelerator.wait_for_everyone()
