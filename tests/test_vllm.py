@@ -13,6 +13,9 @@ import pytest
 from conftest import train_config, write_train_file
 
 pytestmark = pytest.mark.vllm
+# `ssd` runs as a subprocess in these tests (process=True): vLLM's engine writes its load messages from its own
+# processes to the file descriptors, which an in-process call's captured stderr does not see, and its first spawned
+# process starts Python's multiprocessing resource tracker, which lives until the test run's own process exits
 
 
 def _same_greedy_decoding(model_dir, prompts, max_tokens):
@@ -148,7 +151,7 @@ def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):
     out = tmp_path / "s"
     args = ["sample", "--model", base, "--prompts", prompts, "--out", out, "sample.backend=vllm", "sample.n=2",
             "sample.max_new_tokens=64", "sample.shard_size=4", "--no-progress"]
-    ssd(*args, check=True, timeout=900)
+    ssd(*args, check=True, timeout=900, process=True)
     m = json.loads((out / "manifest.json").read_text())
     assert m["backend"] == "vllm" and m["counts"]["samples"] == 24 and m["counts"]["shards"] == 3
     first = {s.name: read_jsonl(s) for s in sorted(out.glob("shard-*.jsonl"))}
@@ -167,12 +170,12 @@ def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):
 
     (out / "shard-00001.jsonl").unlink()
     (out / "manifest.json").unlink()
-    ssd(*args, check=True, timeout=900)
+    ssd(*args, check=True, timeout=900, process=True)
     again = {s.name: read_jsonl(s) for s in sorted(out.glob("shard-*.jsonl"))}
     assert again == first
     assert json.loads((out / "manifest.json").read_text())["counts"]["shards_resumed"] == 2
 
-    ssd("filter", "--samples", out, "--out", tmp_path / "f", "filter.holdout_fraction=0", check=True)
+    ssd("filter", "--samples", out, "--out", tmp_path / "f", "filter.holdout_fraction=0", check=True, process=True)
     rows = read_jsonl(tmp_path / "f" / "train.jsonl")
     assert 0 < len(rows) <= 24
 
@@ -191,7 +194,7 @@ def test_ssd_evaluate_sweeps_t_eval_on_one_vllm_engine(tmp_path):
     problems.write_text("".join(open(data["test"]).readlines()[:8]))
     r = ssd("evaluate", "--model", base, "--benchmark", "livecodebench", "--problems", problems, "--sweep", "0,1.0",
             "--n", "2", "--out", tmp_path / "e", "sample.backend=vllm", "eval.start_month=null", "eval.end_month=null",
-            "eval.max_new_tokens=256", "--no-progress", timeout=900)
+            "eval.max_new_tokens=256", "--no-progress", timeout=900, process=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("Loading safetensors checkpoint shards: 100%") == 1  # loaded once for both temperatures
     res = json.loads((tmp_path / "e" / "results.json").read_text())
