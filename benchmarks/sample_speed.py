@@ -25,9 +25,10 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from simplesd.chat import encode, render
     from simplesd.config import SSDConfig
     from simplesd.models import stop_token_ids
-    from simplesd.prompts import chat_text, load_problems, user_prompt
+    from simplesd.prompts import load_problems, user_prompt
     from simplesd.sample import sample
     from simplesd.sampling.backends import generate_batch, sample_seed
     from simplesd.testbed.tiny import demo_problems_path
@@ -49,7 +50,7 @@ def main() -> None:
     t0 = time.perf_counter()
     naive_tokens = 0
     for p in problems:
-        res = generate_batch(model, tok, [chat_text(tok, user_prompt(p))], decoding, stops, seeds=[sample_seed(0, p.id, 0)])
+        res = generate_batch(model, tok, encode(tok, [render(tok, user_prompt(p))]), decoding, stops, seeds=[sample_seed(0, p.id, 0)])
         naive_tokens += res[0]["completion_tokens"]
     naive_s = time.perf_counter() - t0
 

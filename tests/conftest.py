@@ -1,3 +1,4 @@
+import gzip
 import json
 import os
 import subprocess
@@ -8,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+MODELS = ROOT.parent / "shared" / "models"  # the paper's models' real tokenizers, templates and configs, no weights
+SHAPES = {"qwen3-instruct": "Qwen3-4B-Instruct-2507", "qwen3-thinking": "Qwen3-4B-Thinking-2507",
+          "llama-3.1": "Llama-3.1-8B-Instruct", "qwen3-moe": "Qwen3-30B-A3B-Instruct-2507"}
 HUMANEVAL = SHARED / "HumanEval.jsonl.gz"
 
 
@@ -162,3 +166,23 @@ def no_processes_left_behind():
     while _children_of(os.getpid()) and time.time() < deadline:
         time.sleep(0.1)
     assert _children_of(os.getpid()) == []
+
+
+@pytest.fixture(scope="session")
+def scaled(tmp_path_factory):
+    """Each real shape, scaled down, built once per session; drawn at T = 1 without truncation, each step ends a
+    sample with probability 0.1 (stop_probability), spread over the stop ids: samples end by themselves on every
+    stop id, or run to max_new_tokens."""
+    from simplesd.testbed.shapes import scaled_copy
+
+    root = tmp_path_factory.mktemp("scaled")
+    return {k: scaled_copy(MODELS / v, root / k, stop_probability=0.1) for k, v in SHAPES.items()}
+
+
+@pytest.fixture(scope="session")
+def humaneval8(tmp_path_factory) -> Path:
+    """The first eight HumanEval problems, as published."""
+    path = tmp_path_factory.mktemp("he") / "humaneval8.jsonl"
+    with gzip.open(SHARED / "HumanEval.jsonl.gz", "rt") as f:
+        path.write_text("".join(line for _, line in zip(range(8), f)))
+    return path

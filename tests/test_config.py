@@ -84,3 +84,47 @@ def test_stage_help_lists_every_key_it_reads():
         for k in keys:
             if k.split(".")[0] in sections:
                 assert k in r.stdout, f"`ssd {command} --help` does not document {k}"
+
+
+def test_keys_added_later_leave_old_run_directories_matching():
+    """A key added after run directories recorded their config is left out of a stage's identity while at its
+    default (an old directory still resumes), and counts once it is set."""
+    from simplesd.config import LATER_KEYS, identity, to_dict
+    from simplesd.sample import sample_identity
+
+    cfg = SSDConfig()
+    cfg.prompts.decontaminate = False
+    old = to_dict(cfg)
+    for key in LATER_KEYS:  # what a directory written before these keys recorded
+        section, *rest = key.split(".")
+        holder = old[section]
+        for part in rest[:-1]:
+            holder = holder[part]
+        del holder[rest[-1]]
+    assert identity(cfg) == identity(old) == old
+    before = sample_identity(cfg)[0]
+    cfg.prompts.system_prompt = "Be brief."
+    assert sample_identity(cfg)[0] != before and sample_identity(cfg)[0]["prompts"]["system_prompt"] == "Be brief."
+
+
+def test_prompt_fields_are_set_entry_by_entry_and_checked(tmp_path):
+    """`prompts.fields.question=problem` sets one entry of the mapping, on the command line as in YAML; a name that is
+    not one of ours is refused naming the key."""
+    from simplesd.config import apply_override, validate
+
+    cfg = SSDConfig()
+    apply_override(cfg, "prompts.fields.question=problem")
+    apply_override(cfg, "prompts.fields.id=uid")
+    assert cfg.prompts.fields == {"question": "problem", "id": "uid"}
+    path = tmp_path / "c.yaml"
+    path.write_text("prompts:\n  fields: {question: problem}\n  system_prompt: Be brief.\n")
+    loaded = load_config(path)
+    assert loaded.prompts.fields == {"question": "problem"} and loaded.prompts.system_prompt == "Be brief."
+    apply_override(cfg, "prompts.fields.title=name")
+    with pytest.raises(InputError, match=r"config key 'prompts.fields.title': our field names are id, question"):
+        validate(cfg)
+    path.write_text("prompts:\n  fields: problem\n")
+    with pytest.raises(InputError, match=r"config key 'prompts.fields': expected a mapping"):
+        load_config(path)
+    r = ssd("config", "show", "prompts.fields.question=problem")
+    assert r.returncode == 0 and "question: problem" in r.stdout

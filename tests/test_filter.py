@@ -73,7 +73,8 @@ def test_flags_are_counted_and_each_can_be_dropped(tmp_path):
     stats = json.loads((tmp_path / "all" / "stats.json").read_text())
     assert stats["kept"] == 5  # all off by default: the paper kept them
     assert stats["flags"] == {"truncated": {"all": 1, "kept": 1}, "looping": {"all": 1, "kept": 1},
-                              "has_code": {"all": 3, "kept": 3}, "has_think": {"all": 1, "kept": 1}}
+                              "has_code": {"all": 3, "kept": 3}, "has_think": {"all": 1, "kept": 1},
+                              "reasoning_unclosed": {"all": 0, "kept": 0}}
     hist = stats["length_tokens"]
     assert sum(hist["truncated"]["counts"]) == 1 and sum(hist["has_code"]["counts"]) == 3
     assert hist["truncated"]["edges"] == hist["all"]["edges"]

@@ -2,13 +2,15 @@ import base64
 import gzip
 import json
 import pickle
+import re
 import zlib
 
 import pytest
 from conftest import HUMANEVAL, ssd
 
+from simplesd.chat import render
 from simplesd.io import InputError
-from simplesd.prompts import STARTER_TEMPLATE, STDIN_TEMPLATE, chat_text, load_problems, user_prompt
+from simplesd.prompts import STARTER_TEMPLATE, STDIN_TEMPLATE, load_problems, user_prompt
 
 
 def _lcb_row(i, starter=""):
@@ -75,11 +77,11 @@ def test_datasets_loader_path(tmp_path):
         load_problems(str(d), split="validation")
 
 
-def test_chat_text_uses_the_models_template(tiny_model):
+def test_render_uses_the_models_template(tiny_model):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    assert chat_text(tok, "hello") == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert render(tok, "hello") == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.mark.parametrize(
@@ -119,3 +121,33 @@ def test_cli_bad_prompts_exit_2(tmp_path, tiny_model):
     assert not (tmp_path / "s" / "manifest.json").exists()
     r = ssd("sample", "--model", tiny_model, "--prompts", tmp_path / "missing.jsonl", "--out", tmp_path / "s")
     assert r.returncode == 2 and "missing.jsonl: input file not found" in r.stderr
+
+
+def test_own_fields_and_chat_rows_are_read_and_checked(tmp_path):
+    """prompts.fields maps a user's field names onto ours; chat rows are used as they are; a missing mapped field or
+    a conversation that does not end with a user turn is one line naming the file, the record and the field."""
+    from simplesd.chat import context_messages
+    from simplesd.io import InputError
+    from simplesd.prompts import context, read_problems
+
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"uid": "a", "problem": "Add two numbers.", "id": "ignored"}\n{"uid": "b", "text": "x"}\n')
+    with pytest.raises(InputError, match=r"own.jsonl:2: missing field 'problem' \(prompts.fields.question=problem\)"):
+        read_problems(str(own), fields={"id": "uid", "question": "problem"})
+    own.write_text('{"uid": "a", "problem": "Add two numbers.", "id": "ignored"}\n')
+    (row,) = read_problems(str(own), fields={"id": "uid", "question": "problem"})
+    assert row.problem.id == "a" and row.problem.question == "Add two numbers." and row.problem.kind == "stdin"
+    assert context(row.problem, "Be brief.") == context_messages(user_prompt(row.problem), "Be brief.")
+    chats = tmp_path / "chats.jsonl"
+    convo = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A"},
+             {"role": "user", "content": "U2"}]
+    chats.write_text(json.dumps({"id": "c", "messages": convo}) + "\n")
+    (row,) = read_problems(str(chats))
+    assert context(row.problem, "ignored: the row has its own") == convo and user_prompt(row.problem) == "U2"
+    assert context(read_problems(str(chats))[0].problem) == convo
+    for bad, field in ((convo[:3], "messages': the last message must be a non-empty user turn"),
+                       ([convo[1], convo[0], convo[3]], "messages[1].role': a system message can only come first"),
+                       ([{"role": "user", "content": 3}], "messages[0].content' must be a string")):
+        chats.write_text(json.dumps({"id": "c", "messages": bad}) + "\n")
+        with pytest.raises(InputError, match=re.escape(f"chats.jsonl:1: field '{field}")):
+            read_problems(str(chats))

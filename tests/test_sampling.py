@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import read_jsonl, ssd
 
+from simplesd.chat import encode
 from simplesd.config import Decoding, SSDConfig
 from simplesd.models import stop_token_ids
 from simplesd.sample import sample
@@ -94,7 +95,7 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
     stops = stop_token_ids(model, tok)
     texts = ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
              "<|im_start|>user\na much longer prompt than the other one<|im_end|>\n<|im_start|>assistant\n"]
-    res = generate_batch(model, tok, texts, dec(1.5, 20, 0.8, 0.0, 12, 3), stops, seeds=list(range(6)))
+    res = generate_batch(model, tok, encode(tok, texts), dec(1.5, 20, 0.8, 0.0, 12, 3), stops, seeds=list(range(6)))
     assert len(res) == 6
     lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert [r["prompt_tokens"] for r in res] == [lens[0]] * 3 + [lens[1]] * 3
@@ -111,7 +112,7 @@ def test_generate_batch_counts_and_finish_reasons(model_and_tokenizer):
         saved = model.lm_head.weight[eos].clone()
         model.lm_head.weight[eos] = model.lm_head.weight[eos] + 1000 * model.model.norm(model.model.embed_tokens.weight).mean(0)
     try:
-        res = generate_batch(model, tok, texts, dec(1.0, 0, 1.0, 0.0, 12, 1), stops, seeds=[1, 2])
+        res = generate_batch(model, tok, encode(tok, texts), dec(1.0, 0, 1.0, 0.0, 12, 1), stops, seeds=[1, 2])
     finally:
         with torch.no_grad():
             model.lm_head.weight[eos] = saved
@@ -143,10 +144,11 @@ def test_sample_writes_shards_records_and_manifest(tmp_path, tiny_model, problem
     # length-bucketed: prompts are processed longest first, in token length
     from transformers import AutoTokenizer
 
-    from simplesd.prompts import chat_text, load_problems, user_prompt
+    from simplesd.chat import render
+    from simplesd.prompts import load_problems, user_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    length = {p.id: len(tok(chat_text(tok, user_prompt(p)), add_special_tokens=False)["input_ids"])
+    length = {p.id: len(tok(render(tok, user_prompt(p)), add_special_tokens=False)["input_ids"])
               for p in load_problems(str(problems_file))}
     plan = json.loads((tmp_path / "s" / "plan.json").read_text())
     order = [pid for shard in plan["shards"] for pid in shard]
@@ -289,8 +291,9 @@ def test_both_backends_write_records_with_the_same_fields_in_the_same_order(tmp_
     sample(_cfg(tiny_model, problems_file), tmp_path / "s", progress=False)
     recs = [r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)]
     assert all(list(r) == ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens",
-                           "completion_tokens", "truncated", "looping", "has_code", "has_think", "seed", "shard",
-                           "kind", "meta"] for r in recs)
+                           "completion_tokens", "truncated", "looping", "has_code", "has_think", "reasoning_unclosed",
+                           "thinking", "seed", "shard", "kind", "meta", "prompt_token_ids", "completion_token_ids"]
+               for r in recs)
 
 
 def test_seeded_draw_uses_the_documented_distribution_and_each_rows_own_seed():
@@ -340,6 +343,16 @@ def test_flags_loops_code_and_reasoning():
     assert looping([9, 8] + [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 4)  # a 10-token unit 4 times
     assert not looping([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 3)  # 3 times is not enough
     f = sample_flags("<think>\nhmm\n</think>\n```python\nprint(1)\n```", "stop", [1, 2, 3])
-    assert f == {"truncated": False, "looping": False, "has_code": True, "has_think": True}
+    assert f == {"truncated": False, "looping": False, "has_code": True, "has_think": True, "reasoning_unclosed": False}
     f = sample_flags("x = 1\n" * 40, "length")  # text only: the characters are checked
-    assert f == {"truncated": True, "looping": True, "has_code": False, "has_think": False}
+    assert f == {"truncated": True, "looping": True, "has_code": False, "has_think": False, "reasoning_unclosed": False}
+    # a Thinking model's sample starts inside the reasoning its generation prompt opened: the code that counts is
+    # the answer's, after </think>; one cut off before </think> is unclosed and has no answer
+    done = "try ```python\nprint(0)\n``` maybe\n</think>\n\n```python\nprint(1)\n```"
+    assert sample_flags(done, "stop", thinking=True) == {"truncated": False, "looping": False, "has_code": True,
+                                                         "has_think": True, "reasoning_unclosed": False}
+    cut = "let me try\n```python\nprint(0)\n```\nand then"
+    assert sample_flags(cut, "length", thinking=True)["has_code"] is False
+    assert sample_flags(cut, "length", thinking=True)["reasoning_unclosed"] is True
+    assert sample_flags(cut, "length")["has_code"] is True  # an Instruct model's sample is its answer whole
+    assert sample_flags("<think>\nstill thinking", "length")["reasoning_unclosed"] is True  # it opened one itself

@@ -231,6 +231,10 @@ def test_ssd_demo_quick(quick_demo):
     fc = run["stages"]["filter"]["counts"]
     alive = 96 - fc.get("dropped_empty", 0)
     assert fc["kept"] == alive - alive // 10
+    # trained on exactly what was sampled, and the report says so
+    tc = json.loads((out / "train" / "manifest.json").read_text())["counts"]
+    assert tc["token_exact_rows"] == tc["examples"] == fc["train_rows"] and tc["rows_rendered_differently"] == 0
+    assert f"Token-exact: {tc['examples']} of {tc['examples']} rows" in (out / "report.html").read_text()
 
 
 @pytest.mark.slow

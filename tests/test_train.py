@@ -2,7 +2,7 @@ import json
 import shutil
 
 import pytest
-from conftest import ssd, train_config, write_train_file
+from conftest import read_jsonl, ssd, train_config, write_train_file
 
 from simplesd.io import InputError
 from simplesd.train import build_trainer, train
@@ -247,37 +247,16 @@ def test_deepspeed_zero3_launch_trains_like_one_plain_process(tmp_path, tiny_mod
     assert sorted(a) == sorted(b) and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 
-# Chat templates in the shape of the paper's models' own (tests/ cannot download them): Qwen3-Thinking-2507's
-# assistant turn (reasoning split at </think>, the generation prompt opening <think>) and Llama 3.1's (trimmed
-# content, <|eot_id|>). Qwen3-Instruct's is ChatML, the tiny model's own.
-QWEN3_THINKING = (
-    "{%- for m in messages -%}"
-    "{%- if m.role == 'user' -%}{{ '<|im_start|>user\n' + m.content + '<|im_end|>\n' }}"
-    "{%- else -%}{%- set content = m.content -%}{%- set reasoning = '' -%}"
-    "{%- if '</think>' in content -%}"
-    "{%- set reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') -%}"
-    "{%- set content = content.split('</think>')[-1].lstrip('\n') -%}{%- endif -%}"
-    "{{ '<|im_start|>assistant\n<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') + '<|im_end|>\n' }}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n<think>\n' }}{%- endif -%}"
-)
-LLAMA_31 = (
-    "{{- bos_token }}{%- for m in messages %}"
-    "{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\n\n' + (m.content | trim) + '<|eot_id|>' }}{%- endfor %}"
-    "{%- if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
-)
-
-
 def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_model, problems_file):
     """Sample -> filter -> TRL's tokenized rows, over both paper prompt templates (stdin and starter code): the
-    user turn in train.jsonl is the sampler's prompt byte for byte, and the training sequence is the sampler's
-    chat-formatted context, token for token, then the sample and the end-of-turn token, loss on those only."""
-    from conftest import read_jsonl
+    user turn in train.jsonl is the sampler's prompt byte for byte, and the training sequence is the ids the sampler
+    fed the model, then the ids it drew (the end-of-turn token only where it stopped), loss on those only."""
     from transformers import AutoTokenizer
 
+    from simplesd.chat import encode, render
     from simplesd.config import FilterConfig, SSDConfig
     from simplesd.filter import filter_samples
-    from simplesd.prompts import chat_text, load_problems, user_prompt
+    from simplesd.prompts import load_problems, user_prompt
     from simplesd.sample import sample
 
     cfg = train_config(tiny_model)
@@ -289,50 +268,96 @@ def test_training_sees_exactly_the_sampled_context_and_sample(tmp_path, tiny_mod
     problems = {p.id: p for p in load_problems(str(problems_file))}
     records = {r["prompt_id"]: r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)}
     assert {problems[r["prompt_id"]].kind for r in rows} == {"stdin", "starter"} and len(rows) == 12
-    for r in rows:
-        assert r["messages"][0]["content"] == records[r["prompt_id"]]["prompt"] == user_prompt(problems[r["prompt_id"]])
-    trainer, tok, _, rendering = build_trainer(cfg, tmp_path / "f" / "train.jsonl", tmp_path / "t", progress=False)
-    assert rendering["rendered_differently"] == 0 and rendering["rows"] == 12
+    tok = AutoTokenizer.from_pretrained(tiny_model)
     eot = tok.convert_tokens_to_ids("<|im_end|>")
-    by_prompt = {r["messages"][0]["content"]: r for r in rows}
+    for r in rows:
+        rec = records[r["prompt_id"]]
+        assert r["messages"][0]["content"] == rec["prompt"] == user_prompt(problems[r["prompt_id"]])
+        assert r["prompt_ids"] == rec["prompt_token_ids"] == encode(tok, [render(tok, rec["prompt"])])[0]
+        assert r["completion_ids"] == rec["completion_token_ids"]
+        assert (r["completion_ids"][-1] == eot) == (rec["finish_reason"] == "stop")
+    trainer, tok, _, info = build_trainer(cfg, tmp_path / "f" / "train.jsonl", tmp_path / "t", progress=False)
+    assert info["mode"] == "token_exact" and info["token_exact"] == 12 and info["context_differs_from_template"] == 0
+    assert info["template_would_render_differently"] == 0  # ChatML: rendering the text again would agree here
+    by_ids = {tuple(r["prompt_ids"] + r["completion_ids"]): r for r in rows}
     for ex in trainer.train_dataset:
-        context_text = tok.decode(ex["input_ids"]).split("<|im_start|>assistant\n")[0] + "<|im_start|>assistant\n"
-        row = by_prompt[context_text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]]
-        context = tok(chat_text(tok, row["messages"][0]["content"]), add_special_tokens=False)["input_ids"]
-        n = len(context)
-        assert ex["input_ids"][:n] == context  # the sampler's context, token for token
-        assert ex["labels"] == [-100] * n + ex["input_ids"][n:]  # loss on the sample only
-        body = ex["input_ids"][n:]
-        assert tok.decode(body[: body.index(eot)]) == row["messages"][1]["content"]  # the sample, then end-of-turn
-    assert AutoTokenizer.from_pretrained(tiny_model).chat_template == tok.chat_template  # one template for both
+        row = by_ids[tuple(ex["input_ids"])]
+        n = len(row["prompt_ids"])
+        assert ex["labels"] == [-100] * n + row["completion_ids"]  # loss on the sample only
 
 
-def test_templates_that_rewrite_the_assistant_turn_are_counted(tiny_model, caplog):
-    """Qwen3-Thinking: the generation prompt opens <think>, so a sample is 'reasoning</think>answer'; the template
-    renders that as sampled, but an unclosed reasoning block (cut off by the token cap) is moved into an empty
-    <think></think>: counted and warned. Llama 3.1 trims the content: a sample ending in whitespace differs."""
+def _row(*messages, ids=None):
+    row = {"messages": [{"role": r, "content": c} for r, c in messages]}
+    if ids:
+        row.update(prompt_ids=ids[0], completion_ids=ids[1], finish_reason=ids[2])
+    return json.dumps(row) + "\n"
+
+
+def test_text_rows_rendered_by_the_paper_templates_are_counted(tmp_path, caplog):
+    """A user's text file (no ids) is rendered by the chat template, as TRL does; the paper's real templates
+    (../shared/models) rewrite the assistant turn: Qwen3-Instruct-2507 writes an empty <think></think> before it,
+    Qwen3-Thinking-2507 re-renders the reasoning around </think>, Llama 3.1 trims the content. Counted and warned."""
+    from conftest import SHARED
     from transformers import AutoTokenizer
 
-    from simplesd.prompts import chat_text
-    from simplesd.train import check_rendering
+    from simplesd.chat import render
+    from simplesd.train import check_rendering, read_train_rows
+
+    models = SHARED.parent / "models"
+    path = tmp_path / "t.jsonl"
+
+    def counted(name, *outputs):
+        path.write_text("".join(_row(("user", "Write f."), ("assistant", o)) for o in outputs))
+        return check_rendering(AutoTokenizer.from_pretrained(models / name), read_train_rows(path), "x")
+
+    r = counted("Qwen3-4B-Instruct-2507", "```python\nprint(1)\n```")
+    assert r["rendered_differently"] == 1 and "<think>" in r["first_difference"]["trained"]
+    thinking = AutoTokenizer.from_pretrained(models / "Qwen3-4B-Thinking-2507")
+    assert render(thinking, "Write f.").endswith("<|im_start|>assistant\n<think>\n")
+    caplog.clear()
+    # a closed reasoning block renders as sampled; a reasoning cut off by the cap gets an empty block first, and
+    # one that starts with a newline loses it
+    r = counted("Qwen3-4B-Thinking-2507", "plan the loop\n</think>\n\n```python\nprint(1)\n```", "plan the loop and then",
+                "\nplan\n</think>\n\nx")
+    assert r["rendered_differently"] == 2 and r["first_difference"]["row"] == 2
+    assert "renders 2 of 3 rows differently" in caplog.text and "token-exact" in caplog.text  # and says what avoids it
+    assert counted("Llama-3.1-8B-Instruct", "```python\nprint(1)\n```")["rendered_differently"] == 0
+    assert counted("Llama-3.1-8B-Instruct", "print(1)\n\n")["rendered_differently"] == 1
+    assert counted("Qwen3-30B-A3B-Instruct-2507", "print(1)\n\n", "<think>x</think>y")["rendered_differently"] == 0
+    # the same text, other tokens: the context's last "\n" and the sample's first two merge into one token
+    assert counted("Qwen3-30B-A3B-Instruct-2507", "\n\nprint(1)")["rendered_differently"] == 1
+
+
+def test_token_exact_rows_are_checked_against_their_text(tmp_path, tiny_model):
+    """Ids that do not decode to the row's assistant text (another tokenizer, an edited text), ids outside the
+    model's vocabulary and a file mixing token-exact and text rows are refused with one line, before any work."""
+    from transformers import AutoTokenizer
+
+    from simplesd.chat import encode, render
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-
-    def rows(*outputs):
-        return [{"prompt": [{"role": "user", "content": "Write f."}], "completion": [{"role": "assistant", "content": o}]}
-                for o in outputs]
-
-    tok.chat_template = QWEN3_THINKING
-    assert chat_text(tok, "Write f.").endswith("<|im_start|>assistant\n<think>\n")
-    done = "plan the loop\n</think>\n\n```python\nprint(1)\n```"
-    assert check_rendering(tok, rows(done), "x")["rendered_differently"] == 0
-    caplog.clear()
-    r = check_rendering(tok, rows(done, "plan the loop and then"), "x")
-    assert r["rendered_differently"] == 1 and r["first_difference"]["row"] == 2
-    assert "renders 1 of 2 rows differently" in caplog.text
-    tok.chat_template = LLAMA_31
-    assert check_rendering(tok, rows("```python\nprint(1)\n```"), "x")["rendered_differently"] == 0
-    assert check_rendering(tok, rows("print(1)\n\n"), "x")["rendered_differently"] == 1
+    prompt = encode(tok, [render(tok, "q")])[0]
+    good = tok("print(1)", add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    p = tmp_path / "train.jsonl"
+    cases = [
+        (_row(("user", "q"), ("assistant", "print(2)"), ids=(prompt, good, "stop")),
+         "train.jsonl:1: field 'completion_ids' does not decode to the assistant message"),
+        (_row(("user", "q"), ("assistant", "print(1)"), ids=(prompt, good[:-1] + [10**6], "length")),
+         "train.jsonl:1: token id 1000000 is outside the model's vocabulary"),
+        (_row(("user", "q"), ("assistant", "print(1)"), ids=(prompt, good, "stop")) + _row(("user", "q"), ("assistant", "a")),
+         "train.jsonl:2: field 'prompt_ids'/'completion_ids': the rows before this one have token ids"),
+        (_row(("user", "q"), ("assistant", "print(1)"), ids=(prompt, [], "stop")), "train.jsonl:1: field 'completion_ids' is empty"),
+        ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "prompt_ids": [1, "x"], '
+         '"completion_ids": [2]}\n', "train.jsonl:1: field 'prompt_ids' must be a list of token ids"),
+    ]
+    for text, message in cases:
+        p.write_text(text)
+        r = ssd("train", "--model", tiny_model, "--data", p, "--out", tmp_path / "o")
+        assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], (message, r.stderr[-500:])
+        assert not (tmp_path / "o").exists()
+    p.write_text(_row(("user", "q"), ("assistant", "print(1)"), ids=(prompt, good, "stop")))
+    trainer, _, _, info = build_trainer(train_config(tiny_model), p, tmp_path / "probe", progress=False)
+    assert trainer.train_dataset[0]["input_ids"] == prompt + good and info["rows_ending_in_stop_token"] == 1
 
 
 # the tiny model's loss per optimizer step on write_train_file's 16 rows (3 epochs of 4 steps, seed 0), as this

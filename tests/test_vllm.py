@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import train_config, write_train_file
+from conftest import ssd, train_config, write_train_file
 
 pytestmark = pytest.mark.vllm
 # `ssd` runs as a subprocess in these tests (process=True): vLLM's engine writes its load messages from its own
@@ -62,14 +62,15 @@ def test_vllm_loads_the_shipped_testbed_base(tmp_path):
     pytest.importorskip("vllm")
     from transformers import AutoTokenizer
 
-    from simplesd.prompts import chat_text, problem_from_record, user_prompt
+    from simplesd.chat import render
+    from simplesd.prompts import problem_from_record, user_prompt
     from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path, names=("test",))
     tok = AutoTokenizer.from_pretrained(base)
     recs = [json.loads(line) for line in open(data["test"])][:2]
-    prompts = [chat_text(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
+    prompts = [render(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
     _same_greedy_decoding(base, prompts, 40)
 
 
@@ -85,14 +86,15 @@ def vllm_processed(tmp_path_factory):
     pytest.importorskip("vllm")
     from transformers import AutoTokenizer
 
-    from simplesd.prompts import chat_text, problem_from_record, user_prompt
+    from simplesd.chat import render
+    from simplesd.prompts import problem_from_record, user_prompt
     from simplesd.testbed.artefacts import read_build_manifest, shipped_base, write_splits
 
     base = shipped_base()
     data = write_splits(read_build_manifest(base), tmp_path_factory.mktemp("splits"), names=("test",))
     tok = AutoTokenizer.from_pretrained(base)
     recs = [json.loads(line) for line in open(data["test"])][:6]
-    prompts = [chat_text(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
+    prompts = [render(tok, user_prompt(problem_from_record(r, "livecodebench", r["question_id"], 0))) for r in recs]
     r = subprocess.run([sys.executable, str(Path(__file__).parent / "vllm_processed_check.py"), str(base),
                         json.dumps(prompts), json.dumps(SETTINGS)], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -204,3 +206,24 @@ def test_ssd_evaluate_sweeps_t_eval_on_one_vllm_engine(tmp_path):
         m = json.loads((tmp_path / "e" / t / "samples" / "manifest.json").read_text())
         assert m["backend"] == "vllm"
     assert res["by_temperature"]["0"]["pass@1"] > 0  # the base solves some test problems greedily (docs/testbed.md)
+
+
+@pytest.mark.parametrize("shape", ["qwen3-instruct", "llama-3.1", "qwen3-moe"])
+def test_vllm_samples_the_real_shapes_token_exact(shape, scaled, humaneval8, tmp_path):
+    """vLLM (CPU) on the real architectures and templates: it is fed the same context ids as the transformers
+    backend, stops on every id of generation_config's eos_token_id (Llama 3.1's three), and what it drew is what
+    `ssd train` trains on, token for token."""
+    pytest.importorskip("vllm")
+    import yaml
+    from test_real_models import STOPS, assert_token_exact, config
+
+    from simplesd.config import to_dict
+
+    cfg = config(scaled[shape], humaneval8, backend="vllm")
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump({k: to_dict(getattr(cfg, k)) for k in ("model", "prompts", "sample", "filter", "train")}))
+    ssd("sample", "--config", cfg_file, "--out", tmp_path / "s", "--no-progress", check=True, timeout=900, process=True)
+    ssd("filter", "--config", cfg_file, "--samples", tmp_path / "s", "--out", tmp_path / "f", check=True, process=True)
+    records, info = assert_token_exact(cfg, tmp_path / "s", tmp_path / "f", tmp_path, STOPS[shape])
+    ended = {r["completion_token_ids"][-1] for r in records if r["finish_reason"] == "stop"}
+    assert ended == set(STOPS[shape]) and any(r["finish_reason"] == "length" for r in records)

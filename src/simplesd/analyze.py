@@ -4,7 +4,8 @@ The paper explains SSD by two kinds of positions in code. At a *lock* one token 
 tail of distractors remains; at a *fork* several continuations are good. Sampling with truncation (T_train,
 top-k, top-p) and training on the result should cut the tail at locks and keep the diversity at forks. This
 stage measures that on the user's own models: both are teacher-forced on the same (prompt, response) texts
-(by default the run's held-out samples, which neither trained on), and every response token gets, per model:
+(by default the run's held-out samples, which neither trained on; as the sampled token ids, where the rows carry
+them, so the positions are the ones the model drew), and every response token gets, per model:
 
 - `entropy`: entropy (nats) of the model's distribution at T = 1;
 - `top1`, `logprob`, `rank`: top-1 probability, log-probability and rank (1 = top) of the actual token;
@@ -61,32 +62,46 @@ class Text:
     response: str
     id: str
     spans: list | None = None
+    context: list[dict] | None = None  # the messages before the response, when more than the user turn
+    prompt_ids: list[int] | None = None  # token-exact texts: the ids the sampler fed the model and drew
+    response_ids: list[int] | None = None
+    stopped: bool = False  # response_ids end with the stop token the model drew
 
 
 def read_texts(path: str | Path, limit: int | None = None) -> list[Text]:
-    """JSONL rows of `{"messages": [user, assistant]}` (train.jsonl / heldout.jsonl) or sample records
-    (`prompt`, `output`); optional `spans` (ground truth) and `prompt_id`/`id`."""
+    """JSONL rows of `{"messages": [..., assistant]}` (train.jsonl / heldout.jsonl: with `prompt_ids` and
+    `completion_ids`, those are teacher-forced as they are) or sample records (`prompt`, `output`, and their
+    `messages`, `prompt_token_ids`, `completion_token_ids` when they have them); optional `spans` (ground truth)
+    and `prompt_id`/`id`."""
     texts = []
     for lineno, r in read_jsonl(path):
         where = f"{path}:{lineno}"
-        if "messages" in r:
+        if "messages" in r and "output" not in r:
             msgs = r["messages"]
-            if (not isinstance(msgs, list) or len(msgs) != 2 or not all(isinstance(m, dict) for m in msgs)
-                    or [m.get("role") for m in msgs] != ["user", "assistant"]):
-                raise InputError(f"{where}: field 'messages' must be [user, assistant] chat messages")
-            user, response = msgs[0].get("content"), msgs[1].get("content")
+            if (not isinstance(msgs, list) or len(msgs) < 2 or not all(isinstance(m, dict) for m in msgs)
+                    or msgs[-1].get("role") != "assistant" or msgs[-2].get("role") != "user"):
+                raise InputError(f"{where}: field 'messages' must be chat messages ending [..., user, assistant]")
+            context, response = msgs[:-1], msgs[-1].get("content")
+            prompt_ids, response_ids = r.get("prompt_ids"), r.get("completion_ids")
         elif "prompt" in r and "output" in r:
-            user, response = r["prompt"], r["output"]
+            context, response = r.get("messages") or [{"role": "user", "content": r["prompt"]}], r["output"]
+            prompt_ids, response_ids = r.get("prompt_token_ids"), r.get("completion_token_ids")
         else:
-            raise InputError(f"{where}: expected field 'messages' ([user, assistant]) or fields 'prompt' and 'output'")
-        if not isinstance(user, str) or not isinstance(response, str):
+            raise InputError(f"{where}: expected field 'messages' ([..., user, assistant]) or fields 'prompt' and 'output'")
+        if not isinstance(response, str) or not all(isinstance(m.get("content"), str) for m in context):
             raise InputError(f"{where}: field 'messages' must hold string contents")
+        for name, ids in (("prompt_ids", prompt_ids), ("completion_ids", response_ids)):
+            if ids is not None and not (isinstance(ids, list) and all(isinstance(t, int) and t >= 0 for t in ids)):
+                raise InputError(f"{where}: field '{name}' must be a list of token ids")
+        if (prompt_ids is None) != (response_ids is None) or response_ids == []:
+            prompt_ids = response_ids = None
         spans = r.get("spans")
         if spans is not None and (not isinstance(spans, list) or not all(
                 isinstance(s, list) and len(s) == 3 and s[2] in ("lock", "fork") and 0 <= s[0] <= s[1] <= len(response)
                 for s in spans)):
             raise InputError(f"{where}: field 'spans' must be a list of [start, end, 'lock'|'fork'] within the response")
-        texts.append(Text(user, response, str(r.get("prompt_id", r.get("id", f"line-{lineno}"))), spans))
+        texts.append(Text(context[-1]["content"], response, str(r.get("prompt_id", r.get("id", f"line-{lineno}"))), spans,
+                          context if len(context) > 1 else None, prompt_ids, response_ids, r.get("finish_reason") == "stop"))
         if limit and len(texts) >= limit:
             break
     if not texts:
@@ -165,14 +180,22 @@ def position_stats(base_logits, tuned_logits, targets, temperature: float, top_k
 
 
 def tokenize_text(tokenizer, text: Text) -> dict:
-    """Prompt ids (the sampler's chat rendering) and response ids (what the chat template appends for the
-    assistant turn, end-of-turn included, as TRL's prompt-completion training sees it), with each response
-    token's character span in the response content."""
-    from .prompts import chat_text
+    """Prompt ids and response ids as training saw them, with each response token's character span in the
+    response content. A token-exact text (ids recorded by the sampler) is its ids; a text-only one is the
+    sampler's chat rendering, then what the chat template appends for the assistant turn, end-of-turn included
+    (as TRL's prompt-completion training sees it)."""
+    from .chat import decode, render
 
-    prompt = chat_text(tokenizer, text.user)
-    full = tokenizer.apply_chat_template([{"role": "user", "content": text.user},
-                                          {"role": "assistant", "content": text.response}], tokenize=False)
+    context = text.context or [{"role": "user", "content": text.user}]
+    if text.prompt_ids is not None:
+        ids = text.response_ids
+        offsets = _offsets(tokenizer, ids[:-1] if text.stopped else ids, text.response)
+        offsets += [(len(text.response), len(text.response))] * (len(ids) - len(offsets))
+        pieces = [text.response[a:b] if b > a else decode(tokenizer, [t]) or tokenizer.convert_ids_to_tokens(t)
+                  for t, (a, b) in zip(ids, offsets)]
+        return {"prompt_ids": text.prompt_ids, "response_ids": ids, "offsets": offsets, "pieces": pieces}
+    prompt = render(tokenizer, context)
+    full = tokenizer.apply_chat_template(context + [{"role": "assistant", "content": text.response}], tokenize=False)
     rest = full[len(prompt):] if full.startswith(prompt) else text.response + (tokenizer.eos_token or "")
     shift = rest.find(text.response) if text.response else 0
     shift = max(shift, 0)
@@ -180,6 +203,29 @@ def tokenize_text(tokenizer, text: Text) -> dict:
     offsets = [(a - shift, b - shift) for a, b in enc["offset_mapping"]]
     return {"prompt_ids": tokenizer(prompt, add_special_tokens=False)["input_ids"], "response_ids": enc["input_ids"],
             "offsets": offsets, "pieces": [rest[a:b] for a, b in enc["offset_mapping"]]}
+
+
+def _offsets(tokenizer, ids: list[int], response: str) -> list[tuple[int, int]]:
+    """Each drawn token's character span in the response (its decoded text): the tokenizer's own offsets when the
+    response encodes back to these ids (the usual case), else the growth of the decoded prefix token by token."""
+    from .chat import decode
+
+    enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+    if enc["input_ids"] == ids:
+        return [tuple(o) for o in enc["offset_mapping"]]
+    pieces = [decode(tokenizer, [t]) for t in ids]
+    if "".join(pieces) == response:  # every token decodes to whole characters on its own
+        offsets, end = [], 0
+        for piece in pieces:
+            offsets.append((end, end + len(piece)))
+            end += len(piece)
+        return offsets
+    offsets, end = [], 0
+    for i in range(len(ids)):
+        new = min(len(decode(tokenizer, ids[: i + 1])), len(response))
+        offsets.append((end, max(new, end)))
+        end = max(new, end)
+    return offsets
 
 
 def ground_truth(offsets: list[tuple[int, int]], spans: list, response: str) -> list[str]:

@@ -27,8 +27,8 @@ from .io import InputError
 
 
 def _f(default, help: str, **kw):
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help}, **kw)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
 
 
@@ -79,7 +79,9 @@ class PromptsConfig:
     path: str = _f("", "Problem file (.jsonl, .jsonl.gz, .parquet) or a `datasets` hub id.")
     split: str = _f("train", "Split to load when `path` is a hub id.")
     subset: str | None = _f(None, "Dataset configuration (subset) name when `path` is a hub id, e.g. seed_sft for microsoft/rStar-Coder.")
-    format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point).")
+    format: str = _f("auto", "Record format: auto, rstar (question, starter_code), livecodebench (question_content, starter_code), humaneval (prompt, entry_point), messages (chat rows: the conversation before the answer, ending with a user turn).")
+    fields: dict[str, str] = _f({}, "Your records' own field names for ours: prompts.fields.question=problem reads the question from field 'problem' (ours: id, question, starter_code, messages).")
+    system_prompt: str | None = _f(None, "A system message before every user turn, in sampling and evaluation alike (chat rows that have their own keep it). null = none, as in the paper.")
     dedup: bool = _f(True, "Drop repeated problems: the same statement (question + starter code) exactly, or after lower-casing and collapsing whitespace (punctuation is kept: on code it is content); the first is kept.")
     shuffle: bool = _f(True, "Order the problems by a seeded hash of their id before offset and max_prompts, so a cap takes a random subset that stays the same when the file grows or is reordered. false = file order.")
     seed: int = _f(0, "Seed of that shuffle.")
@@ -134,7 +136,8 @@ class LoraConfig:
     r: int = _f(64, "LoRA rank.")
     alpha: int = _f(128, "LoRA alpha (scaling = alpha / r).")
     dropout: float = _f(0.05, "Dropout on the LoRA branch.")
-    target_modules: list[str] = _f(["all-linear"], "Modules to adapt (PEFT names; 'all-linear' = every linear but the head).")
+    target_modules: list[str] = _f(["all-linear"], "Modules to adapt (PEFT names; 'all-linear' = every linear but the head: on a transformers-5 mixture-of-experts model, the attention only, as its experts are fused parameters). The train manifest's lora_targets lists what was adapted.")
+    target_parameters: list[str] = _f([], "Parameters to adapt besides (PEFT target_parameters), e.g. a MoE's fused experts: mlp.experts.gate_up_proj,mlp.experts.down_proj.")
     merge: bool = _f(True, "Merge adapters into the weights when saving, so transformers and vLLM load the model as is (the base is reloaded unquantized in model.dtype and the adapter merged into it).")
     load_in_4bit: bool = _f(False, "QLoRA: load the frozen base in 4-bit NF4 (bitsandbytes, double quantization, compute in bf16 on GPUs) and train LoRA adapters on it.")
 
@@ -265,6 +268,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except InputError as e:
                 errors.append(e)
         raise errors[0]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise InputError(f"config key '{key}': expected a mapping (NAME: VALUE, or {key}.NAME=VALUE on the command line), got {value!r}")
+        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):  # command-line form: a,b,c
@@ -353,6 +361,8 @@ def _field(cfg: SSDConfig, key: str) -> tuple[Any, str, Any]:
         if part not in hints:
             raise InputError(f"unknown config key '{sub}'" + _suggest(type(obj), part, ".".join(parts[:i]) + ("." if i else "")))
         tp = hints[part]
+        if typing.get_origin(tp) is dict and i == len(parts) - 2:  # one entry of a mapping: prompts.fields.question
+            return _Entry(getattr(obj, part)), parts[-1], typing.get_args(tp)[1]
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
                 raise InputError(f"config key '{key}' is a section; set one of its fields, e.g. {key}.<field>=...")
@@ -361,6 +371,17 @@ def _field(cfg: SSDConfig, key: str) -> tuple[Any, str, Any]:
             raise InputError(f"config key '{sub}' is not a section")
         obj = getattr(obj, part)
     raise InputError(f"config key '{key}': empty")
+
+
+class _Entry:
+    """A mapping field seen as an object whose attributes are its entries, so `prompts.fields.question=problem`
+    is set like any other key."""
+
+    def __init__(self, mapping: dict):
+        object.__setattr__(self, "_mapping", mapping)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._mapping[name] = value
 
 
 def apply_override(cfg: SSDConfig, text: str) -> None:
@@ -479,6 +500,8 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("train.lora.dropout", f"must be in [0, 1), got {lo.dropout}")
     if not lo.target_modules:
         bad("train.lora.target_modules", "must name at least one module (or all-linear)")
+    if lo.target_parameters and lo.dropout:
+        bad("train.lora.dropout", "PEFT's target_parameters (train.lora.target_parameters) need train.lora.dropout=0")
     if not cfg.prompts.split:
         bad("prompts.split", "must not be empty")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
@@ -489,8 +512,12 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("train.weights_dtype", f"must be auto, float32 or bfloat16, got {t.weights_dtype!r}")
     if t.lora.load_in_4bit and not t.lora.enabled:
         bad("train.lora.load_in_4bit", "QLoRA trains adapters: set train.lora.enabled=true too")
-    if cfg.prompts.format not in ("auto", "rstar", "livecodebench", "humaneval"):
-        bad("prompts.format", f"must be auto, rstar, livecodebench or humaneval, got {cfg.prompts.format!r}")
+    if cfg.prompts.format not in ("auto", "rstar", "livecodebench", "humaneval", "messages"):
+        bad("prompts.format", f"must be auto, rstar, livecodebench, humaneval or messages, got {cfg.prompts.format!r}")
+    for name in cfg.prompts.fields:
+        if name not in ("id", "question", "starter_code", "messages"):
+            bad(f"prompts.fields.{name}", "our field names are id, question, starter_code and messages (each mapped to "
+                "one of your records' fields, e.g. prompts.fields.question=problem)")
     if cfg.prompts.max_prompts is not None and cfg.prompts.max_prompts < 1:
         bad("prompts.max_prompts", "must be >= 1 or null")
     if cfg.prompts.offset < 0:
@@ -652,6 +679,29 @@ def write_config(cfg: Any, path: str | Path) -> Path:
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+# keys added after run directories first recorded their config: left out of a stage's identity while at their
+# default, so directories made before them still match, and resume, when the key is not used
+LATER_KEYS = {"prompts.fields": {}, "prompts.system_prompt": None, "train.lora.target_parameters": []}
+
+
+def identity(cfg: Any, prefix: str = "") -> dict:
+    """`to_dict(cfg)` (a section named `prefix`, or the whole config) as a stage's identity: LATER_KEYS at their
+    defaults left out. A dict (a config as a manifest recorded it) is taken as that config."""
+    import copy
+
+    data = copy.deepcopy(cfg) if isinstance(cfg, dict) else to_dict(cfg)
+    for key, default in LATER_KEYS.items():
+        if prefix and not key.startswith(prefix + "."):
+            continue
+        *path, name = (key[len(prefix) + 1:] if prefix else key).split(".")
+        holder = data
+        for part in path:
+            holder = holder.get(part, {})
+        if name in holder and holder[name] == default:
+            del holder[name]
+    return data
 
 
 def to_yaml(cfg: Any) -> str:

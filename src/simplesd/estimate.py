@@ -50,6 +50,7 @@ class Shape:
     tied_embeddings: bool
     experts: int = 0  # 0 = dense
     experts_per_token: int = 0
+    qk_norm: bool = True  # RMSNorms on queries and keys (Qwen3; Llama has none)
 
     def params(self, active: bool = False) -> float:
         attn = self.hidden * self.heads * self.head_dim * 2 + self.hidden * self.kv_heads * self.head_dim * 2
@@ -58,7 +59,7 @@ class Shape:
             mlp = mlp_one * (self.experts_per_token if active else self.experts) + self.hidden * self.experts
         else:
             mlp = mlp_one
-        norms = 2 * self.hidden + 2 * self.head_dim  # two RMSNorms (+ q/k norms where the model has them)
+        norms = 2 * self.hidden + (2 * self.head_dim if self.qk_norm else 0)  # two RMSNorms (+ q/k norms)
         embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return self.layers * (attn + mlp + norms) + embed + self.hidden
 
@@ -70,9 +71,12 @@ class Shape:
 KNOWN = {
     "Qwen/Qwen3-4B-Instruct-2507": Shape(36, 2560, 32, 8, 128, 9728, 151936, True),
     "Qwen/Qwen3-4B-Thinking-2507": Shape(36, 2560, 32, 8, 128, 9728, 151936, True),
-    "meta-llama/Llama-3.1-8B-Instruct": Shape(32, 4096, 32, 8, 128, 14336, 128256, False),
+    "meta-llama/Llama-3.1-8B-Instruct": Shape(32, 4096, 32, 8, 128, 14336, 128256, False, qk_norm=False),
     "Qwen/Qwen3-30B-A3B-Instruct-2507": Shape(48, 2048, 32, 4, 128, 768, 151936, False, experts=128, experts_per_token=8),
 }
+
+
+QK_NORM_MODELS = ("qwen3", "qwen3_moe", "qwen3_next", "olmo2", "olmoe", "gemma3_text")  # model types with q/k RMSNorms
 
 
 def shape_of(name_or_path: str, trust_remote_code: bool = False) -> Shape:
@@ -97,7 +101,7 @@ def shape_of(name_or_path: str, trust_remote_code: bool = False) -> Shape:
         head_dim=getattr(c, "head_dim", None) or c.hidden_size // heads,
         intermediate=(getattr(c, "moe_intermediate_size", None) if experts else None) or c.intermediate_size,
         vocab=c.vocab_size, tied_embeddings=bool(getattr(c, "tie_word_embeddings", False)), experts=experts,
-        experts_per_token=getattr(c, "num_experts_per_tok", 0) or 0,
+        experts_per_token=getattr(c, "num_experts_per_tok", 0) or 0, qk_norm=c.model_type in QK_NORM_MODELS,
     )
 
 

@@ -217,21 +217,23 @@ def _month_range(problems) -> str:
 
 def _longest_prompt(cfg: SSDConfig) -> int:
     """Tokens of the longest chat-formatted prompt in cfg.prompts (vLLM reserves context for it)."""
+    from .chat import encode, render
     from .models import load_tokenizer
-    from .prompts import chat_text, load_problems, user_prompt
+    from .prompts import context, load_problems
 
     tok = load_tokenizer(cfg.model)
-    texts = [chat_text(tok, user_prompt(p)) for p in load_problems(cfg.prompts.path, cfg.prompts.format)]
-    return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
+    texts = [render(tok, context(p, cfg.prompts.system_prompt)) for p in load_problems(cfg.prompts.path, cfg.prompts.format)]
+    return max(len(ids) for ids in encode(tok, texts))
 
 
 def sampling_config(cfg: SSDConfig, model: str, problems_file: Path, temperature: float) -> SSDConfig:
     """What sampling one T_eval is: `model` on the selected benchmark problems as they are (every problem once: no
-    dedup, no shuffle, nothing to decontaminate against), drawn with eval's decoding at `temperature`."""
+    dedup, no shuffle, nothing to decontaminate against; the benchmark's own fields, and prompts.system_prompt as
+    in training), drawn with eval's decoding at `temperature`."""
     e = cfg.eval
     return dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, name_or_path=model),
-        prompts=dataclasses.replace(cfg.prompts, path=str(problems_file), max_prompts=None, offset=0, subset=None,
+        prompts=dataclasses.replace(cfg.prompts, path=str(problems_file), max_prompts=None, offset=0, subset=None, fields={},
                                     format=e.benchmark if e.benchmark == "humaneval" else "livecodebench",
                                     dedup=False, shuffle=False, decontaminate=False, decontaminate_against=[]),
         sample=dataclasses.replace(cfg.sample, **dataclasses.asdict(e.decoding(temperature))))
@@ -240,6 +242,7 @@ def sampling_config(cfg: SSDConfig, model: str, problems_file: Path, temperature
 def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: dict, scfg: SSDConfig, tdir: Path,
                        progress: bool) -> dict:
     """Grades one T_eval's samples into tdir (skipped when tdir holds this grading) and returns its summary."""
+    from .chat import answer
     from .sample import iter_samples
 
     e, d = cfg.eval, scfg.sample.decoding()
@@ -248,13 +251,19 @@ def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: di
                quiet=True)
     if st.finished():
         return read_json(tdir / "summary.json")
-    solutions = [(r.prompt_id, r.output) for _, r in iter_samples(tdir / "samples")]
+    # a Thinking model's answer is what follows its reasoning (nothing, when the reasoning never closed)
+    records = [r for _, r in iter_samples(tdir / "samples")]
+    solutions = [(r.prompt_id, answer(r.output, r.thinking)) for r in records]
     rows, grader = grade(problems, solutions, e, progress)
     st.write_jsonl("verdicts.jsonl", (r.to_json() for r in rows))
     summary = {"benchmark": e.benchmark, "problems_file": e.problems, "model": model, "temperature": d.temperature,
                "decoding": {**dataclasses.asdict(d), "per_sample_seeds": "sample_seed(seed, task_id, sample index)",
                             "backend": scfg.sample.backend, "chat_template": cfg.model.chat_template or "the tokenizer's own"},
                "selection": selection, **summary_of(problems, rows), "grader": grader, "versions": versions()}
+    if any(r.thinking for r in records):  # graded: the answer after </think>; a reasoning that never closed is no code
+        summary["reasoning"] = {"samples": sum(r.thinking for r in records),
+                                "unclosed": sum(r.reasoning_unclosed for r in records),
+                                "unclosed_truncated": sum(r.reasoning_unclosed and r.truncated for r in records)}
     st.write_json("summary.json", summary)
     st.finish(summary["verdicts"])
     return summary

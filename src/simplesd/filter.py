@@ -4,8 +4,10 @@ In order: drop empty outputs; optionally drop samples by their flags (truncated,
 without a reasoning block: all off by default, as in the paper); optionally drop exact duplicate (prompt, output)
 pairs; then drop the shortest `drop_shortest_fraction` of what remains (by output tokens, ties broken by input
 order, floor(fraction x count) samples). Flags are the sampler's (`sampling.flags.sample_flags`); records written by
-another tool without them get them from their text. Writes `train.jsonl` with one
-`{"messages": [user, assistant]}` per kept sample (the user turn is the sampler's prompt, byte for byte),
+another tool without them get them from their text. Writes `train.jsonl` with one row per kept sample:
+`messages` (the sampler's context, the user turn byte for byte, then the output as the assistant turn) and, when
+the sampler recorded them (both backends do), `prompt_ids` and `completion_ids`: the token ids the model was fed
+and drew, the stop token last when the sample ended by itself, which `ssd train` trains on as they are;
 `stats.json` (kept / dropped by reason, flag counts, length histograms overall and per flag) and `manifest.json`.
 
 Not in the paper: `holdout_fraction` of the kept prompts (chosen by a hash of the prompt id, so the same
@@ -117,11 +119,22 @@ def filter_samples(cfg: SSDConfig, samples: str | Path, out_dir: str | Path, *, 
     held = heldout_prompts([records[i].prompt_id for i in kept], fcfg.holdout_fraction)
     st.claim(overwrite)
 
+    # token-exact rows (the ids the sampler fed and drew, which `ssd train` trains on) when every kept sample has
+    # them; records another tool wrote without ids make text rows, rendered again by the chat template in training
+    exact = all(records[i].token_exact for i in kept)
+    if not exact:
+        log.warning("WARNING: %s: %d of %d kept samples carry no token ids (prompt_token_ids, completion_token_ids); "
+                    "train.jsonl holds text, which training renders again with the chat template",
+                    samples, sum(not records[i].token_exact for i in kept), len(kept))
+
     def rows(indices):
-        return ({"messages": [{"role": "user", "content": records[i].prompt},
-                              {"role": "assistant", "content": records[i].output}],
-                 "prompt_id": records[i].prompt_id, "sample_index": records[i].sample_index}
-                for i in indices)
+        for i in indices:
+            r = records[i]
+            row = {"messages": r.context() + [{"role": "assistant", "content": r.output}],
+                   "prompt_id": r.prompt_id, "sample_index": r.sample_index, "finish_reason": r.finish_reason}
+            if exact:
+                row.update(prompt_ids=r.prompt_token_ids, completion_ids=r.completion_token_ids)
+            yield row
 
     st.write_jsonl("train.jsonl", rows(i for i in kept if records[i].prompt_id not in held))
     st.write_jsonl("heldout.jsonl", rows(i for i in kept if records[i].prompt_id in held))
@@ -151,7 +164,7 @@ def filter_samples(cfg: SSDConfig, samples: str | Path, out_dir: str | Path, *, 
     st.write_json("stats.json", stats)
     return st.finish(
         counts={"total": stats["total"], "kept": stats["kept"], "held_out": stats["held_out"],
-                "train_rows": stats["kept"] - stats["held_out"],
+                "train_rows": stats["kept"] - stats["held_out"], "token_exact_rows": stats["kept"] if exact else 0,
                 **{f"dropped_{k}": v for k, v in stats["dropped"].items()},
                 **{f"flag_{f}": v["all"] for f, v in stats["flags"].items()}},
     )

@@ -136,6 +136,17 @@ def load_model(cfg: ModelConfig, device: str):
     return model.to(device).eval()
 
 
+def vocab_size(cfg: ModelConfig) -> int:
+    """The model's vocabulary (its embedding rows: Qwen3's 151,936 is more than its tokenizer's 151,669 tokens)."""
+    from transformers import AutoConfig
+
+    try:
+        c = AutoConfig.from_pretrained(cfg.name_or_path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{cfg.name_or_path}: cannot load the model's config ({str(e).splitlines()[0]})") from None
+    return c.get_text_config().vocab_size
+
+
 def stop_token_ids(model_or_generation_config, tokenizer) -> list[int]:
     """Every token that ends a turn: the generation config's eos ids (chat models list their end-of-turn
     token there) plus the tokenizer's eos."""

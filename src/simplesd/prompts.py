@@ -1,14 +1,18 @@
 """Problem sets and the paper's two prompt templates.
 
-Loads problems from JSONL(.gz)/Parquet files or a `datasets` hub id, in three published formats:
+Loads problems from JSONL(.gz)/Parquet files or a `datasets` hub id, in three published formats and a chat one:
 - rStar-Coder seed problems: `question`, `starter_code` (empty for stdin problems);
 - LiveCodeBench code_generation_lite: `question_id`, `question_content`, `starter_code`, ...;
-- HumanEval: `task_id`, `prompt` (signature + docstring), `entry_point`.
+- HumanEval: `task_id`, `prompt` (signature + docstring), `entry_point`;
+- chat rows: `messages`, the conversation before the answer (system, user and assistant turns, ending with a user
+  turn), used as they are.
+A user's own records with other field names map onto these with `prompts.fields` (`prompts.fields.question=problem`).
 
 The user turn is built with one of the paper's two templates (stdin/stdout problems vs starter-code
-problems, as in LiveCodeBench and apple/ml-ssd) and then rendered with the model's own chat template.
-Sampling and training both go through `user_prompt` and the same tokenizer chat template, so the model is
-trained on exactly the context it sampled from.
+problems, as in LiveCodeBench and apple/ml-ssd); with `prompts.system_prompt`, a system turn goes before it
+(`context`). The model's own chat template renders those messages (`chat.render`); the sampler records the
+token ids it fed the model, and training uses those ids (`chat`), so the model is trained on exactly the context
+it sampled from.
 
 `select_prompts` is the prompt set's hygiene before sampling: duplicates (exact, and equal up to case and
 whitespace) dropped,
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .chat import context_messages
 from .io import InputError, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,7 @@ STARTER_TEMPLATE = (
 )
 HUMANEVAL_QUESTION = "Complete the Python function `{entry_point}` so that it does what its docstring says."
 
-FORMATS = ("rstar", "livecodebench", "humaneval")
+FORMATS = ("rstar", "livecodebench", "humaneval", "messages")
 _ID_FIELDS = ("question_id", "task_id", "problem_id", "id")
 
 
@@ -73,6 +78,7 @@ class Problem:
     test: str = ""  # HumanEval's check program
     canonical_solution: str = ""
     raw: dict = field(default_factory=dict, repr=False)  # the record as published
+    messages: list[dict] = field(default_factory=list)  # a chat row's conversation, used as it is
 
     @property
     def kind(self) -> str:
@@ -89,19 +95,25 @@ class Problem:
 
 def user_prompt(problem: Problem) -> str:
     """The user turn, before the chat template. Byte-identical in sampling and in train.jsonl."""
+    if problem.messages:
+        return problem.messages[-1]["content"]
     if problem.kind == "starter":
         return STARTER_TEMPLATE.format(question=problem.question, starter_code=problem.starter_code)  # verbatim, as the reference does
     return STDIN_TEMPLATE.format(question=problem.question)
 
 
-def chat_text(tokenizer, user_text: str) -> str:
-    """The full generation context: the model's chat template with the generation prompt appended."""
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
-    )
+def context(problem: Problem, system_prompt: str | None = None) -> list[dict]:
+    """The messages a sample of `problem` is drawn after: a chat row's own conversation (the system prompt goes first
+    when it has none), else the system prompt, if any, and the user turn."""
+    if problem.messages:
+        has_system = problem.messages[0]["role"] == "system"
+        return ([] if has_system or not system_prompt else [{"role": "system", "content": system_prompt}]) + problem.messages
+    return context_messages(user_prompt(problem), system_prompt)
 
 
 def detect_format(record: dict) -> str | None:
+    if "messages" in record:
+        return "messages"
     if "question_content" in record:
         return "livecodebench"
     if "entry_point" in record and "prompt" in record:
@@ -122,9 +134,43 @@ def _get_str(where: str, record: dict, name: str, required: bool = True) -> str:
     return value
 
 
+def _messages(where: str, record: dict) -> list[dict]:
+    msgs = record.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise InputError(f"{where}: field 'messages' must be a non-empty list of chat messages")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            raise InputError(f"{where}: field 'messages[{i}].role' must be system, user or assistant")
+        if not isinstance(m.get("content"), str):
+            raise InputError(f"{where}: field 'messages[{i}].content' must be a string")
+        if m["role"] == "system" and i:
+            raise InputError(f"{where}: field 'messages[{i}].role': a system message can only come first")
+    if msgs[-1]["role"] != "user" or not msgs[-1]["content"].strip():
+        raise InputError(f"{where}: field 'messages': the last message must be a non-empty user turn (the model answers it)")
+    return [{"role": m["role"], "content": m["content"]} for m in msgs]
+
+
+def map_fields(record: dict, fields: dict[str, str], where: str) -> dict:
+    """A user's record with `prompts.fields` applied: each of our field names takes the value of the record's field
+    it is mapped to (`{"question": "problem"}`: the record's `problem` is the question)."""
+    if not fields:
+        return record
+    out = dict(record)
+    for ours, theirs in fields.items():
+        if theirs not in record:
+            raise InputError(f"{where}: missing field '{theirs}' (prompts.fields.{ours}={theirs})")
+        out[ours] = record[theirs]
+        if ours == "id":  # the mapped id wins over the record's other id-like fields
+            out = {"id": record[theirs], **{k: v for k, v in out.items() if k not in _ID_FIELDS}}
+    return out
+
+
 def problem_from_record(record: dict, fmt: str, where: str, index: int) -> Problem:
     pid = next((record[k] for k in _ID_FIELDS if record.get(k) not in (None, "")), None)
     pid = str(pid) if pid is not None else f"row-{index}"
+    if fmt == "messages":
+        msgs = _messages(where, record)
+        return Problem(pid, msgs[-1]["content"], "", {}, messages=msgs)
     if fmt == "humaneval":
         entry = _get_str(where, record, "entry_point")
         code = _get_str(where, record, "prompt")
@@ -179,17 +225,20 @@ class ProblemRow(NamedTuple):
     problem: Problem
 
 
-def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: str | None = None) -> list[ProblemRow]:
-    """Every record of a problem file or dataset, in its order."""
+def read_problems(path: str, fmt: str = "auto", split: str = "train", subset: str | None = None,
+                  fields: dict[str, str] | None = None) -> list[ProblemRow]:
+    """Every record of a problem file or dataset, in its order (`fields`: prompts.fields, applied first)."""
     if not path:
         raise InputError("no problem set given (set prompts.path or pass --prompts)")
     rows = []
     for i, (where, rec) in enumerate(_records(path, split, subset)):
+        rec = map_fields(rec, fields or {}, where)
         f = fmt if fmt != "auto" else detect_format(rec)
         if f is None:
             raise InputError(
-                f"{where}: cannot tell the record format (expected 'question', 'question_content' or "
-                f"'prompt'+'entry_point'); set prompts.format"
+                f"{where}: cannot tell the record format (expected 'question', 'question_content', "
+                f"'prompt'+'entry_point' or 'messages'); set prompts.format, or map your fields with "
+                f"prompts.fields (e.g. prompts.fields.question=problem)"
             )
         rows.append(ProblemRow(where, rec, problem_from_record(rec, f, where, i)))
     if not rows:
@@ -223,7 +272,9 @@ def load_problems(path: str, fmt: str = "auto", split: str = "train", max_prompt
 
 def statement(problem: Problem) -> str:
     """The problem's own text (not the template around it): question and starter code; for HumanEval-format
-    records only the prompt, as the question is our fixed sentence."""
+    records only the prompt, as the question is our fixed sentence; for a chat row its whole conversation."""
+    if problem.messages:
+        return "\n".join(m["content"] for m in problem.messages)
     if "entry_point" in problem.meta:
         return problem.starter_code
     return problem.question + ("\n" + problem.starter_code if problem.starter_code.strip() else "")
@@ -267,7 +318,7 @@ def select_prompts(pcfg, index=None) -> PromptSet:
     stably by seed (prompts.shuffle); skip prompts.offset; keep prompts.max_prompts. Empty at the end = error.
     Indices in the reports are positions in the input file."""
     # (position in the file, row): the position is what the reports name
-    rows = list(enumerate(read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset)))
+    rows = list(enumerate(read_problems(pcfg.path, pcfg.format, pcfg.split, pcfg.subset, pcfg.fields)))
     counts = {"read": len(rows)}
     duplicates: list[dict] = []
     if pcfg.dedup:

@@ -221,6 +221,17 @@ def _training(doc: _Doc, run: Path) -> None:
     c = m.get("counts", {})
     doc.p(f"{c.get('examples', '?')} examples, {c.get('optimizer_steps', '?')} optimizer steps, final loss "
           f"{_fmt(c.get('final_loss'), 4)}, {round(m.get('timings_s', {}).get('total', 0), 1)} s.")
+    ex = m.get("examples") or {}
+    if ex.get("mode") == "token_exact":
+        would = ex.get("template_would_render_differently")
+        doc.p(f"Token-exact: {c.get('token_exact_rows', '?')} of {c.get('examples', '?')} rows trained on exactly the "
+              f"token ids the sampler fed and drew ({ex.get('rows_ending_in_stop_token', '?')} end with the stop token "
+              "the model drew; the others hit max_new_tokens and get none)"
+              + (f"; rendering their text again with the chat template would have changed {would} of them." if would else "."))
+    elif ex.get("mode") == "chat_template":
+        doc.p(f"Trained from text through the chat template (no token ids in the training file): "
+              f"{c.get('rows_rendered_differently', '?')} of {c.get('examples', '?')} rows are rendered differently "
+              "from what was sampled, so the model trains on tokens it did not generate there.")
     from .plots import training_plot
 
     doc.image(training_plot(hist, doc.files / "training.png"), "Training loss, learning rate and gradient norm")

@@ -19,9 +19,10 @@ import logging
 import time
 from pathlib import Path
 
-from .config import SSDConfig, reads, to_dict
+from .chat import encode, opens_reasoning, render
+from .config import SSDConfig, identity, reads, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, read_json, read_jsonl, remove_stale_temporaries, write_json
-from .prompts import Problem, chat_text, log_contamination, prepare_prompts, user_prompt
+from .prompts import Problem, context, log_contamination, prepare_prompts, user_prompt
 from .records import SampleRecord
 from .sampling.backends import Engine, generate_batch, generate_vllm, load_engine, release, sample_seed
 from .sampling.flags import FLAGS
@@ -37,8 +38,8 @@ def shard_name(i: int) -> str:
 
 
 def _plan(problems: list[Problem], tokenizer, cfg: SSDConfig, fp: str) -> dict:
-    texts = [chat_text(tokenizer, user_prompt(p)) for p in problems]
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in encode(tokenizer, [render(tokenizer, context(p, cfg.prompts.system_prompt))
+                                                      for p in problems])]
     order = sorted(range(len(problems)), key=lambda i: (-lengths[i], i))
     size = cfg.sample.shard_size
     shards = [[problems[i].id for i in order[s : s + size]] for s in range(0, len(order), size)]
@@ -67,7 +68,7 @@ def sample_identity(cfg: SSDConfig) -> tuple[dict, dict]:
     targets = run_targets(cfg)
     inputs.update(targets_fingerprint(targets))
     # the prompt file counts by content (above), not by where it lies: a copied run directory stays done
-    prompts = {k: v for k, v in to_dict(cfg.prompts).items() if k != "path"}
+    prompts = {k: v for k, v in identity(cfg.prompts, "prompts").items() if k != "path"}
     # how the work is spread (replicas, parallelism, memory, batches: each sample has its own seed) does not
     # change the samples; the backend does
     placement = ("data_parallel_size", "tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend",
@@ -173,6 +174,12 @@ def sample(cfg: SSDConfig, out_dir: str | Path, *, progress: bool = True, overwr
             counts["completion_tokens"] += r["completion_tokens"]
             for flag in FLAGS:
                 counts[flag] = counts.get(flag, 0) + bool(r.get(flag))
+            # a Thinking model's samples: those that never closed their reasoning, and those cut off inside it
+            counts["thinking"] = counts.get("thinking", 0) + bool(r.get("thinking"))
+            counts["without_think_close"] = counts.get("without_think_close", 0) + (
+                bool(r.get("thinking")) and "</think>" not in r["output"])
+            counts["truncated_in_reasoning"] = counts.get("truncated_in_reasoning", 0) + (
+                bool(r.get("reasoning_unclosed")) and r["finish_reason"] == "length")
     return st.finish(
         counts, outputs=[PLAN, "prompts.json"] + [shard_name(i) for i in range(len(plan["shards"]))],
         config={"model": to_dict(cfg.model), "prompts": to_dict(cfg.prompts), "sample": to_dict(cfg.sample)},
@@ -186,24 +193,30 @@ def sample(cfg: SSDConfig, out_dir: str | Path, *, progress: bool = True, overwr
 
 
 def _generate_shard(engine: Engine, cfg: SSDConfig, problems: list[Problem], shard: int) -> list[SampleRecord]:
-    """All samples of one shard's problems, in (problem, sample index) order."""
-    s, d = cfg.sample, cfg.sample.decoding()
-    users = [user_prompt(p) for p in problems]
+    """All samples of one shard's problems, in (problem, sample index) order. Each record keeps the context's token
+    ids as fed to the model and the ids it drew."""
+    s, d, tok = cfg.sample, cfg.sample.decoding(), engine.tokenizer
+    contexts = [context(p, cfg.prompts.system_prompt) for p in problems]
+    prompt_ids = encode(tok, [render(tok, m) for m in contexts])
+    thinking = [opens_reasoning(tok, m) for m in contexts]
     if engine.backend == "vllm":
-        results = generate_vllm(engine, users, [p.id for p in problems], d)
+        results = generate_vllm(engine, prompt_ids, [p.id for p in problems], d, thinking)
     else:
         results = []
         for start in range(0, len(problems), s.batch_size):
             batch = problems[start : start + s.batch_size]
             seeds = [sample_seed(d.seed, p.id, k) for p in batch for k in range(d.n)]
-            texts = [chat_text(engine.tokenizer, u) for u in users[start : start + s.batch_size]]
-            for j, r in enumerate(generate_batch(engine.model, engine.tokenizer, texts, d, engine.stop_ids, seeds)):
+            end = start + s.batch_size
+            for j, r in enumerate(generate_batch(engine.model, tok, prompt_ids[start:end], d, engine.stop_ids, seeds,
+                                                 thinking[start:end])):
                 results.append({**r, "_prompt": start + j // d.n, "sample_index": j % d.n, "seed": seeds[j]})
     records = []
     for r in results:
         j = r.pop("_prompt")
-        p = problems[j]
-        records.append(SampleRecord(prompt_id=p.id, prompt=users[j], shard=shard, kind=p.kind, meta=p.meta, **r))
+        p, msgs = problems[j], contexts[j]
+        records.append(SampleRecord(prompt_id=p.id, prompt=user_prompt(p), shard=shard,
+                                    kind="chat" if p.messages else p.kind, meta=p.meta,
+                                    messages=None if len(msgs) == 1 else msgs, **r))
     return records
 
 

@@ -15,7 +15,7 @@ import itertools
 import shutil
 from pathlib import Path
 
-from .config import SSDConfig, apply_override, reads, to_dict, validate, write_config
+from .config import SSDConfig, apply_override, identity, reads, validate, write_config
 from .io import InputError, atomic_write_text, output_dir, read_json, write_json
 
 
@@ -85,7 +85,7 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, po
         settings, pcfg = points[i]
         pdir = Path(pcfg.output_dir)
         done = pdir / "run.json"
-        if done.is_file() and read_json(done).get("config") == to_dict(pcfg):
+        if done.is_file() and identity(read_json(done).get("config") or {}) == identity(pcfg):
             echo(f"[point {i + 1}/{len(points)}] {point_name(settings)}: done, skipped")
             continue
         if not (pdir / "eval" / "base").exists():

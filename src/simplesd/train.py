@@ -1,10 +1,16 @@
 """Step 3: plain SFT on (prompt, own sample) pairs with TRL's SFTTrainer.
 
-Each `train.jsonl` row `{"messages": [user, assistant]}` becomes a conversational prompt-completion example
-(`prompt=[user]`, `completion=[assistant]`). TRL renders it with the tokenizer's chat template (the same one
-the sampler used, with the generation prompt) and computes the loss on the completion only: the prompt's
-tokens get label -100, the assistant's tokens and the end-of-turn token the template closes them with are
-trained. Full fine-tuning or LoRA (PEFT) by config; gradient accumulation reaches the effective batch;
+Token-exact by default: each row `ssd filter` writes holds the token ids the sampler fed the model
+(`prompt_ids`) and the ids it drew (`completion_ids`, the stop token last only when the sample ended by itself),
+and the training sequence is exactly those, through TRL's pre-tokenized path (`input_ids` + `completion_mask`):
+the prompt's tokens get label -100, the drawn ones are trained. No chat template is applied again, so nothing
+the model did not generate is trained (the paper's own templates would add an empty <think></think>, re-render
+the reasoning or trim the text), and a sample cut at max_new_tokens is not taught to stop.
+
+A user's own `{"messages": [..., assistant]}` file without ids is trained from text: TRL renders each row with the
+tokenizer's chat template as a conversational prompt-completion example (`prompt` = the context, `completion` =
+the assistant turn, loss on the completion and the end-of-turn the template closes it with), and the rows the
+template renders differently from the sampler's context + output are counted and warned about. Full fine-tuning or LoRA (PEFT) by config; gradient accumulation reaches the effective batch;
 checkpoints resume; loss, LR and tokens/s go to the console and TensorBoard. The final model is saved as a
 plain transformers directory (LoRA merged by default) that transformers and vLLM load as is.
 """
@@ -17,60 +23,141 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import SSDConfig, reads, to_dict
+from .config import SSDConfig, identity, reads, to_dict
 from .io import InputError, fingerprint_path, output_dir, read_jsonl, remove_path, replace_path
 from .stage import Stage
 
 log = logging.getLogger(__name__)
 
 
+def _ids(where: str, rec: dict, name: str) -> list[int]:
+    ids = rec.get(name)
+    if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
+        raise InputError(f"{where}: field '{name}' must be a list of token ids (non-negative integers)")
+    return ids
+
+
 def read_train_rows(path: str | Path) -> list[dict]:
-    """train.jsonl -> [{"prompt": [user], "completion": [assistant]}], validating every line."""
-    rows = []
+    """train.jsonl -> one row per line, every line checked: `{"messages": [..., assistant]}` (the context, then the
+    sample) and, in a token-exact file (`ssd filter` writes one), `prompt_ids` and `completion_ids`. A file is
+    one kind or the other. Each row is returned as {"where", "messages", "prompt_ids", "completion_ids",
+    "finish_reason"} (ids None in a text file)."""
+    rows, exact = [], None
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
         msgs = rec.get("messages")
-        if not isinstance(msgs, list):
-            raise InputError(f"{where}: field 'messages' must be a list of chat messages")
-        if len(msgs) != 2 or not all(isinstance(m, dict) for m in msgs):
-            raise InputError(f"{where}: field 'messages' must hold exactly [user, assistant], got {len(msgs)} items")
-        for i, (m, role) in enumerate(zip(msgs, ("user", "assistant"))):
-            if m.get("role") != role:
-                raise InputError(f"{where}: field 'messages[{i}].role' must be '{role}', got {m.get('role')!r}")
+        if not isinstance(msgs, list) or len(msgs) < 2 or not all(isinstance(m, dict) for m in msgs):
+            raise InputError(f"{where}: field 'messages' must be a list of chat messages: the context, then the assistant's sample")
+        for i, m in enumerate(msgs):
+            want = ("assistant",) if i == len(msgs) - 1 else ("system", "user", "assistant") if i == 0 else ("user", "assistant")
+            if m.get("role") not in want:
+                raise InputError(f"{where}: field 'messages[{i}].role' must be {' or '.join(map(repr, want))}, got {m.get('role')!r}")
             if not isinstance(m.get("content"), str):
                 raise InputError(f"{where}: field 'messages[{i}].content' must be a string")
-        rows.append({"prompt": [{"role": "user", "content": msgs[0]["content"]}],
-                     "completion": [{"role": "assistant", "content": msgs[1]["content"]}]})
+        has_ids = "prompt_ids" in rec or "completion_ids" in rec
+        if exact is None:
+            exact = has_ids
+        elif has_ids != exact:
+            kind = "token ids" if exact else "no token ids"
+            raise InputError(f"{where}: field 'prompt_ids'/'completion_ids': the rows before this one have {kind}; a "
+                             "training file is token-exact (every row has prompt_ids and completion_ids) or text (none has)")
+        row = {"where": where, "messages": [{"role": m["role"], "content": m["content"]} for m in msgs],
+               "prompt_ids": None, "completion_ids": None, "finish_reason": rec.get("finish_reason")}
+        if has_ids:
+            row["prompt_ids"], row["completion_ids"] = _ids(where, rec, "prompt_ids"), _ids(where, rec, "completion_ids")
+            if not row["completion_ids"]:
+                raise InputError(f"{where}: field 'completion_ids' is empty: nothing to train on")
+        rows.append(row)
     if not rows:
         raise InputError(f"{path}: no training examples")
     return rows
 
 
-def check_rendering(tokenizer, rows: list[dict], where: str) -> dict:
-    """Whether the chat template renders each training row as the sampler's context followed by the sample itself.
+def token_rows(tokenizer, rows: list[dict], vocab_size: int, where: str) -> tuple[list[dict], dict]:
+    """Token-exact examples for TRL's pre-tokenized path: `input_ids` = the ids the sampler fed the model, then the
+    ids it drew (the stop token last only when it stopped by itself); `completion_mask` 1 on the drawn ids, so
+    the loss is on the sample alone. Each row's ids are checked against its text: the drawn ids must decode to
+    the assistant message (else they came from another tokenizer, or the text was edited) and lie in the model's
+    vocabulary. A context whose ids are not this tokenizer's rendering of its messages (another chat template when
+    sampling) is trained as sampled, counted and warned about."""
+    from .chat import decode, render
 
-    Training sees template([user, assistant]); sampling saw template([user], generation prompt) and then wrote
-    the output. They agree when the first is the second plus the output verbatim (plus the end-of-turn). A
-    template that rewrites the assistant turn (e.g. a Thinking template moving an unclosed reasoning block into
-    an empty <think></think>) breaks that: such rows are counted, in the manifest, with a warning."""
-    from .prompts import chat_text
+    out, context_differs, example = [], 0, None
+    for row in rows:
+        p, c = row["prompt_ids"], row["completion_ids"]
+        big = max(p + c)
+        if big >= vocab_size:
+            raise InputError(f"{row['where']}: token id {big} is outside the model's vocabulary ({vocab_size} ids): "
+                             "sampled with another model?")
+        body = c[:-1] if row["finish_reason"] == "stop" else c
+        if decode(tokenizer, body) != row["messages"][-1]["content"]:
+            raise InputError(f"{row['where']}: field 'completion_ids' does not decode to the assistant message: ids from "
+                             "another tokenizer, or an edited text (drop prompt_ids/completion_ids from every row to train "
+                             "on the text)")
+        if tokenizer.decode(p, skip_special_tokens=False, clean_up_tokenization_spaces=False) != render(tokenizer, row["messages"][:-1]):
+            context_differs += 1
+            example = example or row["where"]
+        out.append({"input_ids": p + c, "completion_mask": [0] * len(p) + [1] * len(c)})
+    if context_differs:
+        log.warning("WARNING: %s: %d of %d rows' context ids are not this tokenizer's chat-template rendering of their "
+                    "messages (first: %s; sampled with another model.chat_template?); they are trained as sampled",
+                    where, context_differs, len(rows), example)
+    ended = sum(r["finish_reason"] == "stop" for r in rows)
+    return out, {"rows": len(rows), "token_exact": len(rows), "context_differs_from_template": context_differs,
+                 "rows_ending_in_stop_token": ended}
+
+
+def check_rendering(tokenizer, rows: list[dict], where: str, warn: bool = True) -> dict:
+    """Whether the chat template renders each row as the sampler's context followed by the sample itself, token
+    for token.
+
+    Training from text sees the tokens of template(context + [assistant]); sampling fed the model the tokens of
+    template(context, generation prompt) and then drew the output. They agree when the first is the second, then
+    the output, then the end-of-turn the template closes every assistant turn with, as text and as tokens. The paper's own templates break that:
+    Qwen3-Instruct-2507 writes an empty <think></think> before the assistant turn, Qwen3-Thinking-2507 re-renders
+    the reasoning (and its context's last "\n" merges with the reasoning's first word into one token), Llama 3.1
+    trims the text. Such rows are counted, in the manifest, with a warning when they are what is trained (`warn`)."""
+    from .chat import encode, render
 
     differ, example = 0, None
     for i, row in enumerate(rows):
-        context = chat_text(tokenizer, row["prompt"][0]["content"])
-        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
-        if not full.startswith(context + row["completion"][0]["content"]):
-            differ += 1
-            if example is None:
-                cut = len(context) if full.startswith(context) else 0
-                example = {"row": i + 1, "sampled": (context + row["completion"][0]["content"])[cut : cut + 120],
-                           "trained": full[cut : cut + 120]}
-    if differ:
+        msgs = row["messages"]
+        context, output = render(tokenizer, msgs[:-1]), msgs[-1]["content"]
+        full = tokenizer.apply_chat_template(msgs, tokenize=False)
+        ctx, out, whole = encode(tokenizer, [context, output, full])
+        # what the template closes an assistant turn with (Qwen's "<|im_end|>\n"), from a turn it cannot rewrite
+        mark = "SSD-SAMPLE-7f3a"
+        probe = tokenizer.apply_chat_template(msgs[:-1] + [{"role": "assistant", "content": mark}], tokenize=False)
+        closing = probe.split(mark, 1)[1] if mark in probe else None
+        as_text = full == context + output + closing if closing is not None else full.startswith(context + output)
+        if as_text and whole[: len(ctx)] == ctx and whole[len(ctx) : len(ctx) + len(out)] == out:
+            continue
+        differ += 1
+        if example is None:
+            cut = next((j for j, (a, b) in enumerate(zip(ctx + out, whole)) if a != b), min(len(ctx + out), len(whole)))
+            example = {"row": i + 1, "sampled": tokenizer.decode((ctx + out)[cut : cut + 30]),
+                       "trained": tokenizer.decode(whole[cut : cut + 30])}
+    if differ and warn:
         log.warning("WARNING: %s: the chat template renders %d of %d rows differently from what was sampled (row %d: "
-                    "sampled %r, trained on %r); the model is trained on text it did not generate",
+                    "sampled %r, trained on %r); the model is trained on tokens it did not generate. `ssd filter` "
+                    "writes token-exact rows from `ssd sample`'s records, which avoid this",
                     where, differ, len(rows), example["row"], example["sampled"], example["trained"])
     return {"rows": len(rows), "rendered_as_sampled": len(rows) - differ, "rendered_differently": differ,
             "first_difference": example}
+
+
+def training_examples(tokenizer, rows: list[dict], vocab_size: int, where: str) -> tuple[list[dict], dict]:
+    """What TRL trains on, and how it relates to what was sampled (the manifest's `examples`): token-exact rows
+    as they are (`token_rows`); text rows as TRL's conversational prompt-completion examples, which TRL renders with
+    the chat template (`check_rendering` counts the rows that then differ from what was sampled)."""
+    if rows[0]["prompt_ids"] is not None:
+        examples, info = token_rows(tokenizer, rows, vocab_size, where)
+        # what rendering the text again would have done, for the record (it is not what is trained)
+        info["template_would_render_differently"] = check_rendering(tokenizer, rows, where, warn=False)["rendered_differently"]
+        return examples, {"mode": "token_exact", **info}
+    rendering = check_rendering(tokenizer, rows, where)
+    examples = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows]
+    return examples, {"mode": "chat_template", "rows": len(rows), "token_exact": 0, **rendering}
 
 
 def _precision(name: str) -> tuple[bool, bool]:
@@ -84,20 +171,27 @@ def _precision(name: str) -> tuple[bool, bool]:
     return name == "bf16", name == "fp16"
 
 
+def prepare_examples(cfg: SSDConfig, train_file: str | Path) -> tuple:
+    """(tokenizer, TRL examples, what they are): train.jsonl read and every row checked, before anything is written."""
+    from .models import load_tokenizer, vocab_size
+
+    rows = read_train_rows(train_file)
+    tokenizer = load_tokenizer(cfg.model)
+    examples, info = training_examples(tokenizer, rows, vocab_size(cfg.model), str(train_file))
+    return tokenizer, examples, info
+
+
 def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, progress: bool = True,
-                  rows: list[dict] | None = None):
-    """The configured SFTTrainer (not yet trained), its tokenizer, the accumulation steps used, and how the chat
-    template renders the rows (`check_rendering`)."""
+                  prepared: tuple | None = None):
+    """The configured SFTTrainer (not yet trained), its tokenizer, the accumulation steps used, and what it trains
+    on (`training_examples`). `prepared`: `prepare_examples`' result, when the caller has it already."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig
 
-    from .models import load_tokenizer
-
     t = cfg.train
-    rows = read_train_rows(train_file) if rows is None else rows  # (`train` has read and checked them already)
     _check_optional_kernels(t)
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer, examples, info = prepared or prepare_examples(cfg, train_file)
     bf16, fp16 = _precision(t.precision)
     out_dir = Path(out_dir)
     args = SFTConfig(
@@ -133,6 +227,8 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         # transformers' own count (prompt and sample tokens, padding excluded) is saved in every checkpoint, so a
         # resumed run reports the tokens of the whole training (TRL's counter restarts from zero)
         include_num_input_tokens_seen="non_padding",
+        # token-exact examples come tokenized, with their completion mask: the loss is on the sample only
+        completion_only_loss=True if info["mode"] == "token_exact" else None,
     )
     # accumulate to the effective batch over all processes (args.world_size asks accelerate how many there are)
     per_step = t.per_device_batch_size * args.world_size
@@ -150,11 +246,12 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         peft_config = PeftLoraConfig(
             r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout, task_type="CAUSAL_LM",
             target_modules=targets[0] if targets == ["all-linear"] else targets,
+            target_parameters=t.lora.target_parameters or None,
         )
     trainer = _trainer_class()(
         model=cfg.model.name_or_path,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=peft_config,
     )
@@ -163,7 +260,24 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback):
             cb.logging_dir = str(out_dir / "tensorboard")
-    return trainer, tokenizer, accum, check_rendering(tokenizer, rows, str(train_file))
+    return trainer, tokenizer, accum, info
+
+
+def lora_targets(model) -> dict:
+    """Which modules and parameters LoRA adapts, by kind: attention projections, dense MLP, experts, the MoE router,
+    other. PEFT's "all-linear" takes every nn.Linear but the head; in transformers 5 a mixture-of-experts layer keeps
+    its experts as fused 3-D parameters and its router as its own module, neither an nn.Linear, so on Qwen3-MoE
+    "all-linear" adapts the attention alone; `train.lora.target_parameters` adds the experts (PEFT's
+    target_parameters)."""
+    names = sorted(set(getattr(model, "targeted_module_names", None) or [])
+                   | set(getattr(model, "targeted_parameter_names", None) or []))
+    kinds: dict[str, list[str]] = {"attention": [], "mlp": [], "experts": [], "router": [], "other": []}
+    for n in names:
+        kind = ("experts" if ".experts" in n else "router" if ".mlp.gate" in n and ".mlp.gate_proj" not in n
+                else "attention" if ".self_attn." in n else "mlp" if ".mlp." in n else "other")
+        kinds[kind].append(n)
+    layer = [n.split(".layers.", 1)[-1].split(".", 1)[-1] if ".layers." in n else n for n in names]
+    return {"modules": len(names), "by_kind": {k: len(v) for k, v in kinds.items()}, "names": sorted(set(layer))}
 
 
 def weights_dtype(cfg: SSDConfig, for_merge: bool = False):
@@ -259,7 +373,7 @@ def _trainer_class():
 def train_identity(cfg: SSDConfig, train_file: str | Path) -> tuple[dict, dict]:
     """(the settings that decide the trained model, the inputs' fingerprints): what `stage.json` records."""
     inputs = {"model": fingerprint_path(cfg.model.name_or_path), "train_file": fingerprint_path(train_file)}
-    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train)}, inputs
+    return {"model": to_dict(cfg.model), "train": identity(cfg.train, "train")}, inputs
 
 
 TRAIN_WORK = ("checkpoints", "model", "adapter", ".model.tmp")
@@ -288,12 +402,13 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
     if st.finished():
         return st.manifest
     check_model_files(cfg.model)
-    rows = read_train_rows(train_file)  # every row checked before anything is written
+    _check_optional_kernels(cfg.train)
+    prepared = prepare_examples(cfg, train_file)  # every row checked before anything is written
     ckpt_dir = out_dir / "checkpoints"
     # one process claims the directory; the others get the same answer without touching it
     st.claim(overwrite, write=int(os.environ.get("RANK", "0")) == 0)
 
-    trainer, tokenizer, accum, rendering = build_trainer(cfg, train_file, out_dir, progress, rows)
+    trainer, tokenizer, accum, examples = build_trainer(cfg, train_file, out_dir, progress, prepared)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
@@ -339,7 +454,9 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
         "final_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,
         "mean_tokens_per_second": round(sum(tps) / len(tps), 2) if tps else None,
-        "rows_rendered_differently": rendering["rendered_differently"],
+        "token_exact_rows": examples["token_exact"],
+        # rows trained on text the model did not generate (text rows the chat template rewrote; 0 when token-exact)
+        "rows_rendered_differently": examples.get("rendered_differently", 0),
     }
     st.write_json("log_history.json", trainer.state.log_history)
     return st.finish(
@@ -349,5 +466,6 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
                "weights_dtype": str(weights_dtype(cfg)).removeprefix("torch."),
                "distributed": str(trainer.accelerator.distributed_type).removeprefix("DistributedType."),
                "fsdp": bool(trainer.is_fsdp_enabled), "deepspeed": bool(trainer.is_deepspeed_enabled),
-               "peak_gpu_memory_gb": peak_gpu_memory_gb(), "chat_template_rendering": rendering},
+               "peak_gpu_memory_gb": peak_gpu_memory_gb(), "examples": examples,
+               "lora_targets": lora_targets(trainer.model) if cfg.train.lora.enabled else None},
     )

@@ -10,7 +10,8 @@ HELP = "step 1: draw N samples per problem from the frozen model"
 DESCRIPTION = ("Samples cfg.sample.n solutions per problem into sharded JSONL with a manifest. The problems are "
                "deduplicated, checked against the benchmark eval.* evaluates on (decontamination; OUT/prompts.json "
                "lists what was dropped), shuffled by prompts.seed and capped first. Each sample is seeded from "
-               "(sample.seed, prompt id, sample index) and flagged truncated/looping/has_code/has_think. "
+               "(sample.seed, prompt id, sample index), flagged truncated/looping/has_code/has_think/"
+               "reasoning_unclosed, and keeps the token ids the model was fed and drew (what `ssd train` trains on). "
                "Rerunning the same command after a crash continues where it stopped.")
 
 
@@ -35,6 +36,9 @@ def main(args) -> int:
     c = m["counts"]
     print(f"sample: {c['samples']} samples for {c['problems']} problems -> {args.out} "
           f"({', '.join(f'{f} {c.get(f, 0)}' for f in FLAGS)})")
+    if c.get("thinking"):  # a Thinking model's samples: how many never closed their reasoning
+        print(f"  reasoning: {c['thinking']} samples started in it, {c['without_think_close']} without </think> "
+              f"({c['truncated_in_reasoning']} cut off by sample.max_new_tokens inside it)")
     if m.get("prompts"):
         print(f"  prompts: {prompt_story(m['prompts'])} (see {args.out}/prompts.json)")
     return 0

