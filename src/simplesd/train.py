@@ -10,7 +10,9 @@ the reasoning or trim the text), and a sample cut at max_new_tokens is not taugh
 A user's own `{"messages": [..., assistant]}` file without ids is trained from text: TRL renders each row with the
 tokenizer's chat template as a conversational prompt-completion example (`prompt` = the context, `completion` =
 the assistant turn, loss on the completion and the end-of-turn the template closes it with), and the rows the
-template renders differently from the sampler's context + output are counted and warned about. Full fine-tuning or LoRA (PEFT) by config; gradient accumulation reaches the effective batch;
+template renders differently from the sampler's context + output are counted and warned about.
+
+Full fine-tuning or LoRA (PEFT) by config; gradient accumulation reaches the effective batch;
 checkpoints resume; loss, LR and tokens/s go to the console and TensorBoard. The final model is saved as a
 plain transformers directory (LoRA merged by default) that transformers and vLLM load as is.
 """
@@ -113,10 +115,12 @@ def check_rendering(tokenizer, rows: list[dict], where: str, warn: bool = True) 
 
     Training from text sees the tokens of template(context + [assistant]); sampling fed the model the tokens of
     template(context, generation prompt) and then drew the output. They agree when the first is the second, then
-    the output, then the end-of-turn the template closes every assistant turn with, as text and as tokens. The paper's own templates break that:
-    Qwen3-Instruct-2507 writes an empty <think></think> before the assistant turn, Qwen3-Thinking-2507 re-renders
-    the reasoning (and its context's last "\n" merges with the reasoning's first word into one token), Llama 3.1
-    trims the text. Such rows are counted, in the manifest, with a warning when they are what is trained (`warn`)."""
+    the output, then the end-of-turn the template closes every assistant turn with, as text and as tokens. The
+    paper's own templates break that: Qwen3-Instruct-2507 writes an empty <think></think> before the assistant
+    turn, Qwen3-Thinking-2507 re-renders the reasoning (an unclosed one gets an empty block first), Llama 3.1 trims
+    the text; and a sample that starts with "\n" merges with the generation prompt's last "\n" into one token in
+    any ChatML template. Such rows are counted, in the manifest, with a warning when they are what is trained
+    (`warn`)."""
     from .chat import encode, render
 
     differ, example = 0, None
