@@ -286,14 +286,18 @@ def test_vllm_backend_without_vllm_says_how_to_install(tmp_path, tiny_model, pro
     assert not list((tmp_path / "v").glob("shard-*"))
 
 
+# a sample record's fields, in order (a record without `messages`: a single user turn); tests/test_vllm.py checks the
+# vLLM backend's records against the same list
+RECORD_FIELDS = ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens", "completion_tokens",
+                 "truncated", "looping", "has_code", "has_think", "reasoning_unclosed", "thinking", "seed", "shard", "kind",
+                 "meta", "prompt_token_ids", "completion_token_ids"]
+
+
 def test_both_backends_write_records_with_the_same_fields_in_the_same_order(tmp_path, tiny_model, problems_file):
     """tests/test_vllm.py checks the vLLM backend's records against this exact field list."""
     sample(_cfg(tiny_model, problems_file), tmp_path / "s", progress=False)
     recs = [r for s in sorted((tmp_path / "s").glob("shard-*.jsonl")) for r in read_jsonl(s)]
-    assert all(list(r) == ["prompt_id", "sample_index", "prompt", "output", "finish_reason", "prompt_tokens",
-                           "completion_tokens", "truncated", "looping", "has_code", "has_think", "reasoning_unclosed",
-                           "thinking", "seed", "shard", "kind", "meta", "prompt_token_ids", "completion_token_ids"]
-               for r in recs)
+    assert all(list(r) == RECORD_FIELDS for r in recs)
 
 
 def test_seeded_draw_uses_the_documented_distribution_and_each_rows_own_seed():
