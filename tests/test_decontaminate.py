@@ -94,9 +94,10 @@ def test_shared_boilerplate_is_not_contamination(tmp_path):
 def test_bad_decontaminate_input_is_one_line_and_exit_2(tmp_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"question_id": "a", "question": "q"}) + "\n")
-    r = ssd("decontaminate", "--prompts", prompts, "--against", "mbpp:x.jsonl", "--out", tmp_path / "d")
-    assert r.returncode == 2 and r.stderr.strip() == ("ssd: error: --against: expected BENCH:PATH with BENCH humaneval "
-                                                      "or livecodebench, got 'mbpp:x.jsonl'")
+    r = ssd("decontaminate", "--prompts", prompts, "--against", "apps:x.jsonl", "--out", tmp_path / "d")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "ssd: error: --against: expected BENCH:PATH with BENCH one of humaneval, humaneval+, mbpp, mbpp+, livecodebench, "
+        "codecontests, custom, got 'apps:x.jsonl'")
     r = ssd("decontaminate", "--prompts", prompts, "--against", f"humaneval:{tmp_path / 'none.jsonl'}", "--out", tmp_path / "d")
     assert r.returncode == 2 and "none.jsonl" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "d" / "clean.jsonl").exists()

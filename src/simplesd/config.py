@@ -88,7 +88,7 @@ class PromptsConfig:
     max_prompts: int | None = _f(None, "Use only the first N problems (after dedup, decontamination and the shuffle).")
     offset: int = _f(0, "Skip the first N problems (before max_prompts): a later slice of the same order (`pipeline.round_prompts=fresh` moves it each round).")
     decontaminate: bool = _f(True, "Drop problems that overlap a benchmark problem: the one eval.benchmark evaluates on (its selection) and those in prompts.decontaminate_against. The sample directory's prompts.json lists them.")
-    decontaminate_against: list[str] = _f([], "More benchmarks to check the problems against, each BENCH:PATH (humaneval:FILE, livecodebench:FILE), every problem in the file.")
+    decontaminate_against: list[str] = _f([], "More benchmarks to check the problems against, each BENCH:PATH (humaneval:FILE, mbpp:FILE, livecodebench:FILE, ... any eval.benchmark), every problem in the file.")
     keep_contaminated: bool = _f(False, "Keep flagged problems anyway (a warning says how many; the counts stay in the manifest and report).")
     ngram: int = _f(13, "Decontamination: a problem is flagged when it shares a run of this many words (lower-cased, punctuation and whitespace collapsed) with a benchmark problem, or equals one after that normalisation.")
     ngram_common: int = _f(5, "Decontamination: word n-grams found in this many benchmark problems or more, or in this many training problems or more, are boilerplate (e.g. AtCoder's 'the input is given from standard input in the following format', a common constraints line), not evidence. 0 = count every n-gram.")
@@ -168,12 +168,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    benchmark: str = _f("", "humaneval or livecodebench; empty = `ssd run` stops after training.")
-    problems: str = _f("", "Benchmark file (HumanEval JSONL(.gz), LiveCodeBench code_generation_lite JSONL) or, for LiveCodeBench, its hub id.")
+    benchmark: str = _f("", "humaneval, humaneval+, mbpp, mbpp+, livecodebench, codecontests or custom (your own tests, README, Evaluation: Your own tests); empty = `ssd run` stops after training.")
+    problems: str = _f("", "Benchmark file (JSONL(.gz) or a JSON list: HumanEval, EvalPlus's HumanEvalPlus/MbppPlus, MBPP or sanitized MBPP, LiveCodeBench code_generation_lite, CodeContests, your own tests) or its hub id (livecodebench/code_generation_lite, evalplus/humanevalplus, evalplus/mbppplus, google-research-datasets/mbpp[:sanitized], deepmind/code_contests).")
+    mbpp_split: str = _f("test", "MBPP: the split graded, by task number (Austin et al. 2021): test (11-510, what papers report), validation (511-600), train (601-974), prompt (1-10) or all.")
+    max_problems: int | None = _f(None, "Grade only the first N selected problems (a quick look); null = all.")
+    task_ids: list[str] = _f([], "Grade only these problems (ids as the benchmark names them); empty = all selected.")
     start_month: str | None = _f("2025-02", "LiveCodeBench: first contest month (YYYY-MM) selected; the paper's v6 window starts 2025-02.")
     end_month: str | None = _f("2025-05", "LiveCodeBench: last contest month selected (inclusive); the paper's window ends 2025-05.")
     difficulties: list[str] = _f([], "LiveCodeBench difficulties to keep (easy, medium, hard); empty = all.")
-    timeout: float | None = _f(None, "Seconds per test (LiveCodeBench; default 6, as the paper's runner) or per program (HumanEval; default 3).")
+    timeout: float | None = _f(None, "Seconds per test (LiveCodeBench, CodeContests, your stdin/call tests; default 6, as the paper's runner), per program (HumanEval, MBPP, a check function; default 3) or the least per input (HumanEval+/MBPP+; default 1, and 4x the canonical solution's time when longer, as EvalPlus).")
     early_exit: bool = _f(True, "Stop a program's tests at its first failure (the reference does).")
     extraction: str = _f("official", "How code is taken from a response: official (lcb_runner's: the lines between the last two lines holding a fence) or lenient (the last well-formed ```lang block).")
     workers: int | None = _f(None, "Grading processes (default: one per available core).")
@@ -445,8 +448,14 @@ def validate(cfg: SSDConfig) -> SSDConfig:
     if s.max_model_len is not None and s.max_model_len < 1:
         bad("sample.max_model_len", "must be >= 1 or null")
     e = cfg.eval
-    if e.benchmark not in ("", "humaneval", "livecodebench"):
-        bad("eval.benchmark", f"must be humaneval, livecodebench or empty, got {e.benchmark!r}")
+    from .execute.benchmarks import MBPP_SPLITS, NAMES
+
+    if e.benchmark not in ("", *NAMES):
+        bad("eval.benchmark", f"must be one of {', '.join(NAMES)} or empty, got {e.benchmark!r}")
+    if e.mbpp_split not in (*MBPP_SPLITS, "all"):
+        bad("eval.mbpp_split", f"must be one of {', '.join(MBPP_SPLITS)} or all, got {e.mbpp_split!r}")
+    if e.max_problems is not None and e.max_problems < 1:
+        bad("eval.max_problems", f"must be >= 1 or null (all), got {e.max_problems}")
     for i, temp in enumerate(e.temperatures):
         if temp < 0:
             bad(f"eval.temperatures[{i}]", f"must be >= 0, got {temp}")
@@ -683,7 +692,8 @@ def to_dict(cfg: Any) -> dict:
 
 # keys added after run directories first recorded their config: left out of a stage's identity while at their
 # default, so directories made before them still match, and resume, when the key is not used
-LATER_KEYS = {"prompts.fields": {}, "prompts.system_prompt": None, "train.lora.target_parameters": []}
+LATER_KEYS = {"prompts.fields": {}, "prompts.system_prompt": None, "train.lora.target_parameters": [],
+              "eval.mbpp_split": "test", "eval.max_problems": None, "eval.task_ids": []}
 
 
 def identity(cfg: Any, prefix: str = "") -> dict:

@@ -30,9 +30,6 @@ from .stage import Stage
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("humaneval", "livecodebench")
-
-
 @dataclass
 class Target:
     """Benchmark problems to check against: `benchmark:path`, optionally a LiveCodeBench selection."""
@@ -56,9 +53,11 @@ class Target:
 
 
 def parse_target(text: str, where: str = "--against") -> Target:
+    from .execute.benchmarks import NAMES
+
     bench, _, path = text.partition(":")
-    if bench not in BENCHMARKS or not path:
-        raise InputError(f"{where}: expected BENCH:PATH with BENCH humaneval or livecodebench, got {text!r}")
+    if bench not in NAMES or not path:
+        raise InputError(f"{where}: expected BENCH:PATH with BENCH one of {', '.join(NAMES)}, got {text!r}")
     return Target(bench, path)
 
 
@@ -69,15 +68,7 @@ def benchmark_statements(target: Target) -> list[tuple[str, str]]:
     problems = load_benchmark(target.benchmark, target.path, tests=False)
     if target.selected:
         problems = select_window(problems, target.start_month, target.end_month, list(target.difficulties) or None)
-    out = []
-    for p in problems:
-        if p.benchmark == "humaneval":
-            text = p.prompt
-        else:
-            starter = p.raw.get("starter_code") or ""
-            text = p.raw["question_content"] + ("\n" + starter if starter.strip() else "")
-        out.append((p.task_id, text))
-    return out
+    return [(p.task_id, statement(p)) for p in problems]
 
 
 class NgramIndex:

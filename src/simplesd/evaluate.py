@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .config import EvalConfig, SSDConfig, reads, to_dict
+from .config import EvalConfig, SSDConfig, identity, reads, to_dict
 from .io import InputError, atomic_write_jsonl, fingerprint_path, output_dir, read_json, read_jsonl, require_field, write_json
 from .manifest import versions
 from .metrics import paired_difference, summarize
@@ -29,7 +29,8 @@ def read_solutions(path: str | Path, known: set[str]) -> list[tuple[str, str]]:
     out = []
     for lineno, rec in read_jsonl(path):
         tid = require_field(path, lineno, rec, "task_id")
-        completion = require_field(path, lineno, rec, "completion")
+        # EvalPlus's samples may carry the whole program as `solution` instead
+        completion = require_field(path, lineno, rec, "completion" if "completion" in rec or "solution" not in rec else "solution")
         if tid not in known:
             raise InputError(f"{path}:{lineno}: field 'task_id': unknown task '{tid}' (not in the problem file)")
         out.append((tid, completion))
@@ -42,11 +43,13 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
     """Verdicts (input order) for (task_id, completion) pairs, and the sandbox's description."""
     from tqdm.auto import tqdm
 
-    from .execute.benchmarks import default_timeout, make_job, tests_total
+    from .execute.benchmarks import BENCHMARKS, attach_expected, base_verdict, default_timeout, make_job, tests_total
     from .execute.pool import GraderPool, Limits
 
     by_id = {p.task_id: p for p in problems}
-    timeout = ecfg.timeout or default_timeout(problems[0].benchmark)
+    bench = problems[0].benchmark
+    timeout = ecfg.timeout or default_timeout(bench)
+    expected = attach_expected(problems, ecfg.workers, ecfg.memory_mb, progress)  # EvalPlus: the canonical outputs
     rows, jobs, slots = [], [], []
     seen: Counter = Counter()
     for tid, completion in solutions:
@@ -68,10 +71,15 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
                     if k in res:
                         setattr(rows[slot], k, res[k])
                 rows[slot].detail = res.get("detail") or None
-    return rows, {"timeout_s": timeout, "timeout_applies_to": "each test" if problems[0].benchmark != "humaneval"
-                  else "the whole program", "early_exit": ecfg.early_exit, "extraction": ecfg.extraction,
-                  "timeouts_may_differ_by_machine": True, "memory_mb": ecfg.memory_mb,
-                  "workers": ecfg.workers, "sandbox": info}
+    for row in rows:  # EvalPlus reports base and base + plus
+        row.base_verdict = base_verdict(by_id[row.task_id], {"verdict": row.verdict, "first_failure": row.tests_passed})
+    out = {"timeout_s": timeout, "timeout_applies_to": BENCHMARKS[bench].timeout_applies_to,
+           "early_exit": ecfg.early_exit if bench not in ("humaneval+", "mbpp+") else True,
+           "extraction": ecfg.extraction, "timeouts_may_differ_by_machine": True, "memory_mb": ecfg.memory_mb,
+           "workers": ecfg.workers, "sandbox": info}
+    if expected:
+        out["evalplus_expected_outputs"] = expected
+    return rows, out
 
 
 def preflight(cfg: SSDConfig, model: str, echo=None) -> None:
@@ -114,6 +122,7 @@ def read_verdicts(path: str | Path) -> list[Verdict]:
 
 
 def summary_of(problems: list, rows: list[Verdict]) -> dict:
+    """pass@k (for EvalPlus: base + plus, and `base` on the base inputs alone), by difficulty, verdict counts."""
     by_problem = correct_by_problem(rows)
     diff = {p.task_id: p.difficulty for p in problems}
     by_difficulty = defaultdict(dict)
@@ -127,21 +136,60 @@ def summary_of(problems: list, rows: list[Verdict]) -> dict:
         "overall": summarize(by_problem),
         "by_difficulty": {d: summarize(v) for d, v in sorted(by_difficulty.items())},
         "verdicts": dict(Counter(r.verdict for r in rows)),
+        **({"base": summarize(_base_by_problem(rows))} if any(r.base_verdict for r in rows) else {}),
     }
+
+
+def _base_by_problem(rows: list[Verdict]) -> dict[str, list[bool]]:
+    out: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        out[r.task_id].append(r.base_verdict == "passed")
+    return dict(out)
 
 
 # what decides a verdict (eval.workers only spreads the work; the decoding keys only matter to `evaluate`)
 GRADING_KEYS = ("benchmark", "timeout", "early_exit", "extraction", "memory_mb")
 SELECTION_KEYS = ("start_month", "end_month", "difficulties")
+LATER_SELECTION_KEYS = ("mbpp_split", "max_problems", "task_ids")  # in an identity only when set (config.LATER_KEYS)
 
 
 def _grading(e: EvalConfig) -> dict:
     return {k: getattr(e, k) for k in GRADING_KEYS}
 
 
+def _later_selection(e: EvalConfig) -> dict:
+    return identity({k: getattr(e, k) for k in LATER_SELECTION_KEYS}, "eval")
+
+
+def select_problems(problems: list, e: EvalConfig, where: str) -> tuple[list, dict]:
+    """eval.mbpp_split (MBPP), eval.task_ids, then eval.max_problems: the problems graded, and what was chosen."""
+    from .execute.benchmarks import select_mbpp_split
+
+    chosen, note = problems, {}
+    if e.benchmark == "mbpp" and e.mbpp_split != "all":
+        chosen = select_mbpp_split(chosen, e.mbpp_split)
+        note["mbpp_split"] = e.mbpp_split
+        if not chosen:
+            raise InputError(f"{where}: no MBPP problem of the {e.mbpp_split} split (config key eval.mbpp_split; 'all' keeps every one)")
+    if e.task_ids:
+        known = {p.task_id for p in chosen}
+        unknown = [t for t in e.task_ids if t not in known]
+        if unknown:
+            raise InputError(f"{where}: config key 'eval.task_ids': {', '.join(unknown[:5])} not among the selected problems")
+        wanted = set(e.task_ids)
+        chosen = [p for p in chosen if p.task_id in wanted]
+        note["task_ids"] = list(e.task_ids)
+    if e.max_problems is not None and e.max_problems < len(chosen):
+        chosen = chosen[:e.max_problems]
+        note["max_problems"] = e.max_problems
+        log.warning("evaluate: grading only the first %d problems (eval.max_problems): a quick look, not the "
+                    "benchmark's score", e.max_problems)
+    return chosen, note
+
+
 def _need_benchmark(e: EvalConfig) -> None:
     if not e.benchmark:
-        raise InputError("config key 'eval.benchmark': set humaneval or livecodebench (--benchmark)")
+        raise InputError("config key 'eval.benchmark': set the benchmark (--benchmark; humaneval, mbpp, livecodebench, ...)")
     if not e.problems:
         raise InputError("config key 'eval.problems': set the benchmark's problem file (--problems)")
 
@@ -156,7 +204,7 @@ def check(cfg: SSDConfig, solutions_path: str | Path, out_dir: str | Path, *, pr
 
     ecfg = cfg.eval
     _need_benchmark(ecfg)
-    st = Stage("check", out_dir, _grading(ecfg),
+    st = Stage("check", out_dir, {**_grading(ecfg), **_later_selection(ecfg)},
                {"problems": fingerprint_path(ecfg.problems), "solutions": fingerprint_path(solutions_path)},
                work=("verdicts.jsonl", "summary.json"), quiet=True)
     if st.finished():
@@ -167,10 +215,15 @@ def check(cfg: SSDConfig, solutions_path: str | Path, out_dir: str | Path, *, pr
     st.claim(overwrite, write=False)  # refused before the grading, written after it (the sandbox may fail)
     graded_ids = {t for t, _ in solutions}
     problems = [p for p in problems if p.task_id in graded_ids]
+    if ecfg.task_ids or ecfg.max_problems is not None:  # a quick look at some problems (MBPP's split: as given)
+        problems, _ = select_problems(problems, dataclasses.replace(ecfg, mbpp_split="all"), str(ecfg.problems))
+        chosen = {p.task_id for p in problems}
+        solutions = [(t, c) for t, c in solutions if t in chosen]
     rows, grader = grade(problems, solutions, ecfg, progress)
     st.claim(overwrite)
     st.write_jsonl("verdicts.jsonl", (r.to_json() for r in rows))
     summary = {"benchmark": ecfg.benchmark, "problems_file": str(ecfg.problems), "solutions_file": str(solutions_path),
+               **({"selection": _later_selection(ecfg)} if _later_selection(ecfg) else {}),
                **summary_of(problems, rows), "grader": grader, "versions": versions(),
                "seconds": round(time.time() - st.t0, 3)}
     st.write_json("summary.json", summary)
@@ -204,6 +257,8 @@ def _selected_problems(cfg: SSDConfig):
             selection["warning"] = f"{what} selects every problem in the file"
         selection.update(start_month=e.start_month, end_month=e.end_month, difficulties=e.difficulties)
         problems = chosen
+    problems, note = select_problems(problems, e, str(e.problems))
+    selection.update(note)
     selection["problems"] = len(problems)
     selection["by_month"] = dict(sorted(Counter((p.contest_date or "")[:7] or "unknown" for p in problems).items()))
     selection["by_difficulty"] = dict(sorted(Counter(p.difficulty or "unknown" for p in problems).items()))
@@ -230,11 +285,13 @@ def sampling_config(cfg: SSDConfig, model: str, problems_file: Path, temperature
     """What sampling one T_eval is: `model` on the selected benchmark problems as they are (every problem once: no
     dedup, no shuffle, nothing to decontaminate against; the benchmark's own fields, and prompts.system_prompt as
     in training), drawn with eval's decoding at `temperature`."""
+    from .execute.benchmarks import BENCHMARKS
+
     e = cfg.eval
     return dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, name_or_path=model),
         prompts=dataclasses.replace(cfg.prompts, path=str(problems_file), max_prompts=None, offset=0, subset=None, fields={},
-                                    format=e.benchmark if e.benchmark == "humaneval" else "livecodebench",
+                                    format=BENCHMARKS[e.benchmark].prompt_format,
                                     dedup=False, shuffle=False, decontaminate=False, decontaminate_against=[]),
         sample=dataclasses.replace(cfg.sample, **dataclasses.asdict(e.decoding(temperature))))
 
@@ -246,7 +303,7 @@ def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: di
     from .sample import iter_samples
 
     e, d = cfg.eval, scfg.sample.decoding()
-    st = Stage("grade", tdir, {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}},
+    st = Stage("grade", tdir, {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}, **_later_selection(e)},
                {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(tdir.parent / "problems.jsonl")},
                quiet=True)
     if st.finished():
@@ -274,7 +331,7 @@ def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
     not among them: adding a temperature to the sweep reuses the others."""
     e = cfg.eval
     mcfg = {**to_dict(cfg.model), "name_or_path": model}
-    ecfg = {k: v for k, v in to_dict(e).items() if k not in ("temperature", "temperatures", "workers")}
+    ecfg = {k: v for k, v in identity(e, "eval").items() if k not in ("temperature", "temperatures", "workers")}
     inputs = {"model": fingerprint_path(model), "problems": fingerprint_path(e.problems)}
     if cfg.model.chat_template:
         inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
@@ -320,6 +377,8 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool 
     best = max(results, key=lambda t: results[t]["overall"]["pass@1"]["value"])
     report = {"model": model, "benchmark": e.benchmark, "by_temperature": table, "best_temperature": best,
               "best_pass@1": results[best]["overall"]["pass@1"]}
+    if all("base" in s for s in results.values()):  # EvalPlus: by_temperature is base + plus
+        report["base_by_temperature"] = {t: {k: v["value"] for k, v in s["base"].items()} for t, s in results.items()}
     write_json(out_dir / "results.json", report)
     return report
 

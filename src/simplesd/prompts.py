@@ -54,8 +54,10 @@ STARTER_TEMPLATE = (
     "```python\n{starter_code}\n```"
 )
 HUMANEVAL_QUESTION = "Complete the Python function `{entry_point}` so that it does what its docstring says."
+# MBPP as it is usually prompted (Austin et al. 2021): the task, then the tests its code must pass
+MBPP_QUESTION = "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}"
 
-FORMATS = ("rstar", "livecodebench", "humaneval", "messages")
+FORMATS = ("rstar", "livecodebench", "humaneval", "mbpp", "codecontests", "custom", "messages")
 _ID_FIELDS = ("question_id", "task_id", "problem_id", "id")
 
 
@@ -97,6 +99,8 @@ def user_prompt(problem: Problem) -> str:
     """The user turn, before the chat template. Byte-identical in sampling and in train.jsonl."""
     if problem.messages:
         return problem.messages[-1]["content"]
+    if problem.meta.get("tests_shown"):  # MBPP: the task and the tests its code must pass
+        return MBPP_QUESTION.format(text=problem.question, tests="\n".join(problem.meta["tests_shown"]))
     if problem.kind == "starter":
         return STARTER_TEMPLATE.format(question=problem.question, starter_code=problem.starter_code)  # verbatim, as the reference does
     return STDIN_TEMPLATE.format(question=problem.question)
@@ -114,6 +118,12 @@ def context(problem: Problem, system_prompt: str | None = None) -> list[dict]:
 def detect_format(record: dict) -> str | None:
     if "messages" in record:
         return "messages"
+    if isinstance(record.get("tests"), list) or isinstance(record.get("check"), str):
+        return "custom"
+    if "test_list" in record and ("text" in record or "prompt" in record) and "entry_point" not in record:
+        return "mbpp"
+    if "problem" in record and isinstance(record.get("tests"), dict):
+        return "codecontests"
     if "question_content" in record:
         return "livecodebench"
     if "entry_point" in record and "prompt" in record:
@@ -171,6 +181,22 @@ def problem_from_record(record: dict, fmt: str, where: str, index: int) -> Probl
     if fmt == "messages":
         msgs = _messages(where, record)
         return Problem(pid, msgs[-1]["content"], "", {}, messages=msgs)
+    if fmt == "mbpp":  # the original set's `text`, the sanitized subset's `prompt`
+        text = _get_str(where, record, "text" if "text" in record else "prompt")
+        tests = record.get("test_list")
+        if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+            raise InputError(f"{where}: field 'test_list' must be a non-empty list of assert statements")
+        return Problem(pid, text.strip(), "", {"tests_shown": tests})
+    if fmt == "codecontests":
+        question = _get_str(where, record, "problem" if "problem" in record else "description")
+        if not question.strip():
+            raise InputError(f"{where}: field 'problem' is empty")
+        return Problem(pid if pid != f"row-{index}" else str(record.get("name") or pid), question.strip(), "", {})
+    if fmt == "custom":  # users' own tests (execute/benchmarks.py): a question, optionally starter code
+        question = _get_str(where, record, "question" if "question" in record else "prompt")
+        if not question.strip():
+            raise InputError(f"{where}: field 'question' is empty")
+        return Problem(pid, question, _get_str(where, record, "starter_code", required=False), {})
     if fmt == "humaneval":
         entry = _get_str(where, record, "entry_point")
         code = _get_str(where, record, "prompt")

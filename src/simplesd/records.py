@@ -96,11 +96,13 @@ class Verdict:
     tests_total: int = 0
     seconds: float = 0.0
     detail: str | None = None
+    base_verdict: str | None = None  # EvalPlus: the verdict on the base inputs alone (`verdict` is base + plus)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        if d["detail"] is None:
-            del d["detail"]
+        for key in ("detail", "base_verdict"):
+            if d[key] is None:
+                del d[key]
         return d
 
     @property

@@ -244,14 +244,16 @@ def eval_tables(eval_dir: Path) -> dict:
         res = _read(eval_dir / name / "results.json")
         if not res:
             continue
-        table, diff = {}, {}
+        table, diff, base = {}, {}, {}
         for t in res["by_temperature"]:
             s = _read(eval_dir / name / f"T{t}" / "summary.json")
             if s:
                 table[t] = s["overall"]
                 diff[t] = {d: v["pass@1"] for d, v in s["by_difficulty"].items()}
+                if s.get("base"):  # EvalPlus: `overall` is base + plus; `base` the base inputs alone
+                    base[t] = s["base"]
         out[name] = {"by_temperature": table, "best_temperature": res["best_temperature"],
-                     "by_difficulty_at_best": diff.get(res["best_temperature"], {})}
+                     "by_difficulty_at_best": diff.get(res["best_temperature"], {}), "base_by_temperature": base}
     return out
 
 
@@ -272,6 +274,9 @@ def _evaluation(doc: _Doc, run: Path) -> None:
               f"{dec.get('min_p')}, max {dec.get('max_new_tokens')} new tokens, seed {dec.get('seed')}. pass@k is "
               "unbiased (Chen et al.); brackets are bootstrap 95 % CIs over problems.")
         sel = s.get("selection", {})
+        if sel.get("max_problems") or sel.get("task_ids"):
+            doc.p(f"WARNING: only {s.get('problems_graded')} problems were graded (eval.max_problems / eval.task_ids): "
+                  "a quick look, not the benchmark's score.")
         if sel.get("by_month"):
             doc.p("Problems by contest month: " + ", ".join(f"{m} {n}" for m, n in sel["by_month"].items())
                   + "; by difficulty: " + ", ".join(f"{k} {n}" for k, n in sel["by_difficulty"].items())
@@ -289,6 +294,11 @@ def _evaluation(doc: _Doc, run: Path) -> None:
                 row.append(_ci(v) if v else None)
         rows.append(row)
     doc.table(header, rows)
+    if any(v["base_by_temperature"] for v in tables.values()):
+        doc.p("EvalPlus: the pass@k above is on base + plus inputs (EvalPlus's headline); on the base inputs alone:")
+        doc.table(header, [[r[0]] + [_ci(tables[n]["base_by_temperature"].get(t, {}).get(k))
+                                     if tables[n]["base_by_temperature"].get(t, {}).get(k) else None
+                                     for n in tables for k in ks] for r, t in zip(rows, temps)])
     plot_ks = [k for k in ("pass@1", "pass@5") if k in ks] or ks[:1]
     doc.image(pass_at_k_plot({MODEL_NAMES[n]: v["by_temperature"] for n, v in tables.items()}, plot_ks,
                              doc.files / "pass_at_k.png"), "pass@k per T_eval, base vs SSD, with 95% CIs")

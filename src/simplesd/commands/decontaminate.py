@@ -18,7 +18,7 @@ DESCRIPTION = ("Checks every problem of a prompt file (any format `ssd sample` r
 def add_arguments(p) -> None:
     p.add_argument("--prompts", help=PROMPTS_HELP)
     p.add_argument("--against", action="append", default=[], metavar="BENCH:PATH", required=True,
-                   help="benchmark to check against: humaneval:FILE or livecodebench:FILE (repeat for more)")
+                   help="benchmark to check against: BENCH:FILE, BENCH any eval.benchmark (humaneval, mbpp, livecodebench, ...; repeat for more)")
     p.add_argument("--out", required=True, help="output directory")
 
 

@@ -1,6 +1,8 @@
 """What runs inside the sandboxed program process: it executes the untrusted code and reports, per test, only
 what the program produced (captured stdout, or a call's return value as a Python literal). It never sees an
-expected output, and it decides no verdict: the worker compares, outside this process.
+expected output, and it decides no verdict: the worker compares, outside this process. The one exception is
+MBPP, whose asserts (the tests its prompt shows) run here in the program's namespace, as MBPP's harness runs
+them; the worker still decides from what each assert did.
 
 The execution model follows LiveCodeBench's reference runner so that verdicts match: the same program
 preparation (rules.py), the same stdin replacement (`readline`/`readlines`/`read` patched, `open` mocked),
@@ -11,7 +13,6 @@ program calling them fails there, so it fails here).
 
 from __future__ import annotations
 
-import ast
 import builtins
 import io
 import json
@@ -114,13 +115,17 @@ def plain(value):
     return value
 
 
-def literal(value, cap: int) -> str | None:
-    """The value as a Python literal the worker can read with ast.literal_eval, or None if it is not plain data."""
+def literal(value, cap: int, digest_over: int = 0) -> str | None:
+    """The value as a literal the worker can read back (rules.read_value), or None if it is not plain data.
+    `digest_over` (EvalPlus's values): a literal longer than this is sent as its digest (rules.digest); and the
+    worker reads the literal back itself (compared first as text with the canonical one: most are equal)."""
     text = repr(plain(value))
+    if digest_over:
+        return rules.digest(text) if len(text) > digest_over else text
     if len(text) > cap:
         return None
     try:
-        ast.literal_eval(text)
+        rules.read_value(text)
     except Exception:
         return None
     return text
@@ -198,7 +203,7 @@ def run(job: dict, out_fd: int, in_fd: int) -> None:
         return
 
     sys.set_int_max_str_digits(rules.INT_DIGITS)
-    reference_guard(exit_too=kind == "humaneval")
+    reference_guard(exit_too=kind in ("humaneval", "assert", "values"))
     try:
         module = types.ModuleType("tmp_sol")
         exec(compiled, module.__dict__)
@@ -207,6 +212,8 @@ def run(job: dict, out_fd: int, in_fd: int) -> None:
         elif kind == "call":
             owner = module.Solution() if "class Solution" in code else module
             target = getattr(owner, job["fn_name"])
+        elif kind == "assert":
+            target = module.__dict__
         else:
             target = getattr(module, job["entry_point"])
     except BaseException as e:  # noqa: BLE001
@@ -220,18 +227,50 @@ def run(job: dict, out_fd: int, in_fd: int) -> None:
     elif kind == "call":
         for given in job["inputs"]:
             send(out_fd, _call(target, lambda: rules.parse_call_inputs(given), cap))
+    elif kind == "values":  # EvalPlus: each input a packed list of arguments (rules.pack_args)
+        for given in job["inputs"]:
+            send(out_fd, _call(target, lambda: rules.unpack_args(given), cap, job.get("output_rule", ""), rules.DIGEST_OVER))
+    elif kind == "assert":  # MBPP: each test an assert run in the program's namespace, as the reference runs it
+        while (req := recv(in_fd)) is not None:
+            send(out_fd, _assert(target, req["test"]))
     else:  # humaneval: answer the worker's calls of the candidate until it hangs up
         while (req := recv(in_fd)) is not None:
-            send(out_fd, _call(target, lambda: ast.literal_eval(req["args"]), cap))
+            send(out_fd, _call(target, lambda: rules.read_value(req["args"]), cap))
 
 
-def _call(target, read_args, cap: int) -> dict:
-    """One call of the program's function; its return value as a literal, or what went wrong."""
+def _call(target, read_args, cap: int, output_rule: str = "", digest_over: int = 0) -> dict:
+    """One call of the program's function; its return value as a literal, or what went wrong. `output_rule`:
+    EvalPlus's tasks whose outputs are not data compare only whether the output is None (`not_none`; a bool
+    output is kept as it is) or, for the canonical solution, `is_not_none`. `seconds`: the call alone."""
+    try:
+        args = read_args()
+    except BaseException as e:  # noqa: BLE001
+        return {**_error(e), "seconds": 0.0}
     t0 = time.perf_counter()
     try:
-        text = literal(target(*read_args()), cap)
+        out = target(*args)
+        seconds = time.perf_counter() - t0
+        if output_rule == "not_none":
+            out = out if isinstance(out, bool) else out is not None
+        elif output_rule == "is_not_none":
+            out = out is not None
+        text = literal(out, cap, digest_over)
         rec = {"status": "ok", "output": text} if text is not None else {"status": "not_data"}
     except BaseException as e:  # noqa: BLE001 - every failure of the program is a verdict
+        rec, seconds = _error(e), time.perf_counter() - t0
+    rec["seconds"] = seconds
+    return rec
+
+
+def _assert(scope: dict, test: str) -> dict:
+    """One MBPP test (an assert statement) in the program's namespace."""
+    t0 = time.perf_counter()
+    try:
+        exec(compile(test, "<test>", "exec"), scope)
+        rec = {"status": "ok"}
+    except AssertionError as e:
+        rec = {"status": "failed", "error": f"AssertionError: {e}"[:500]}
+    except BaseException as e:  # noqa: BLE001
         rec = _error(e)
     rec["seconds"] = time.perf_counter() - t0
     return rec

@@ -44,8 +44,9 @@ class Limits:
 
 @dataclass
 class Job:
-    """One program to grade. `kind` is stdio, call or humaneval; `secret` holds what the program must not see
-    (expected outputs, or the HumanEval prompt and test), sent to the worker only after the program forked."""
+    """One program to grade. `kind` is stdio, call, values, humaneval or assert (worker.py); `secret` holds what
+    the program must not see (expected outputs, the HumanEval prompt and test, MBPP's asserts), sent to the worker
+    only after the program forked. `timeouts`: one limit per input (EvalPlus), else `timeout` for each."""
 
     kind: str
     code: str
@@ -55,6 +56,8 @@ class Job:
     fn_name: str = ""
     entry_point: str = ""
     early_exit: bool = True
+    timeouts: list = field(default_factory=list)
+    output_rule: str = ""
 
 
 def _clean_env(visible: list[str]) -> dict:
@@ -115,8 +118,8 @@ class _WorkerHandle:
         out, inp = self.proc.stdout.fileno(), self.proc.stdin.fileno()
         header = {"kind": job.kind, "code": job.code, "inputs": job.inputs, "fn_name": job.fn_name,
                   "entry_point": job.entry_point, "timeout": job.timeout, "early_exit": job.early_exit,
-                  "output_cap": self.limits.output_cap,
-                  "limits": self.limits.for_job(job.timeout, len(job.inputs))}
+                  "timeouts": job.timeouts, "output_rule": job.output_rule, "output_cap": self.limits.output_cap,
+                  "limits": self.limits.for_job(job.timeout + sum(job.timeouts), len(job.inputs) if not job.timeouts else 1)}
         harness.send(inp, header)
         ack = harness.recv(out)
         if ack is None:

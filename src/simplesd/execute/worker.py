@@ -19,15 +19,19 @@ Everything a program writes is untrusted: records are size-capped and parsed def
 program's `runtime_error`), every text that reaches a verdict is valid UTF-8 and capped.
 
 Protocol with the pool (length-prefixed JSON on the worker's stdin/stdout):
-  pool -> {"kind", "code", "inputs"|"entry_point", "fn_name", "timeout", "early_exit", "limits"}
+  pool -> {"kind", "code", "inputs"|"entry_point", "fn_name", "timeout", "timeouts", "output_rule", "early_exit", "limits"}
   worker -> {"status": "forked"}
-  pool -> {"expected": [...]} | {"prompt", "test", "entry_point"}
-  worker -> {"verdict", "tests_passed", "tests_total", "seconds", "detail"}
+  pool -> {"expected": [...], "atol", "oracle"} | {"record": true} | {"prompt", "test", "entry_point"} | {"setup", "tests": [...]}
+  worker -> {"verdict", "tests_passed", "tests_total", "seconds", "detail", "first_failure"} (+ "outputs", "times")
+
+Kinds: stdio and call (LiveCodeBench, CodeContests, users' stdin tests), values (EvalPlus: literal argument
+lists, outputs compared with EvalPlus's rules; `record` returns the canonical solution's outputs), humaneval (a
+`check(candidate)` run here, the candidate called in the program: HumanEval, users' check functions), assert
+(MBPP's asserts, run in the program's namespace after it loaded, as MBPP's harness runs them; they are the
+tests its prompt shows).
 """
 
 from __future__ import annotations
-
-import ast
 
 # Imported here once so that each forked program finds them loaded (the reference's import block and more).
 import bisect  # noqa: E401,F401,E402
@@ -38,6 +42,7 @@ import os
 import select
 import signal
 import socket
+import subprocess  # noqa: F401 - the reference guard's, imported once here, not by every program (2 ms each)
 import sys
 import tempfile
 import time
@@ -299,6 +304,8 @@ class Worker:
                 result = {"verdict": "sandbox_error", "detail": f"the program's sandbox did not start: {setup or 'no reason given'}"}
             elif job["kind"] == "humaneval":
                 result = self._humaneval(job, spec, fds)
+            elif job["kind"] == "assert":
+                result = self._asserts(job, spec, fds)
             else:
                 result = self._tests(job, spec, fds)
         finally:
@@ -349,38 +356,86 @@ class Worker:
         return {"verdict": verdict.get(rec["status"], "runtime_error"), "detail": rec.get("error", "")}
 
     def _tests(self, job: dict, spec: dict, fds: dict) -> dict:
-        expected = spec["expected"]
-        total = len(expected)
+        """stdio, call and values jobs: one record per input, compared here. `spec["record"]` (EvalPlus's expected
+        outputs) returns the outputs and per-call seconds instead of comparing."""
+        record = spec.get("record", False)
+        total = len(job["inputs"])
         early = job.get("early_exit", True)
         base = {"tests_total": total, "tests_passed": 0}
-        timeout = job["timeout"]
-        start = self._start(fds, time.monotonic() + timeout)
+        timeouts = job.get("timeouts") or [job["timeout"]] * total
+        start = self._start(fds, time.monotonic() + job["timeout"])
         if start is not None:
             return {**base, **start}
-        passed, first_bad = 0, None
-        for i, want in enumerate(expected):
+        passed, first_bad, outputs, times = 0, None, [], []
+        t_prev = time.monotonic()
+        for i in range(total):
+            limit = timeouts[i]
             try:
-                rec = self._recv(fds, time.monotonic() + timeout)
+                rec = self._recv(fds, t_prev + limit)
             except _Deadline:
-                bad = {"verdict": "timeout", "detail": f"test {i}: over {timeout:g} s"}
+                bad = {"verdict": "timeout", "detail": f"test {i}: over {limit:g} s", "first_failure": i}
                 first_bad = first_bad or bad
                 break  # the program is stuck in this test: nothing after it can run
             except _Gone:
-                first_bad = first_bad or {"_needs_status": True, "detail": f"test {i}: the program died"}
+                first_bad = first_bad or {"_needs_status": True, "detail": f"test {i}: the program died", "first_failure": i}
                 break
             except _Garbage as e:
-                first_bad = first_bad or {"verdict": "runtime_error", "detail": f"test {i}: the program wrote {e}"}
+                first_bad = first_bad or {"verdict": "runtime_error", "detail": f"test {i}: the program wrote {e}",
+                                          "first_failure": i}
                 break
-            bad = _judge(job["kind"], rec, want, i)
+            if record:  # the canonical solution's outputs: each must be data (or a digest of it)
+                out = rec.get("output")
+                if rec["status"] != "ok" or not isinstance(out, str) or (
+                        not out.startswith("#sha256:") and _read_literal(out, VALUE_CAP << 6) is _NOT_DATA):
+                    return {**base, "tests_passed": i, "verdict": "runtime_error", "first_failure": i,
+                            "detail": f"input {i}: {rec.get('error') or rec['status'] if rec['status'] != 'ok' else 'not data'}"}
+                outputs.append(rec["output"])
+                now = time.monotonic()
+                times.append(now - t_prev)  # what a test's limit bounds: the call and sending its output
+                t_prev = now
+                continue
+            bad = _judge(job, spec, rec, i)
+            t_prev = time.monotonic()
             if bad is None:
                 passed += 1
                 continue
-            first_bad = first_bad or bad
+            first_bad = first_bad or {**bad, "first_failure": i}
             if early:
                 break
+        if record and first_bad is None:
+            return {**base, "tests_passed": total, "verdict": "passed", "outputs": outputs, "times": times}
         if first_bad is None:
             return {**base, "tests_passed": passed, "verdict": "passed"}
         return {**base, "tests_passed": passed, **first_bad}
+
+    def _asserts(self, job: dict, spec: dict, fds: dict) -> dict:
+        """MBPP: the test setup code, then each assert, sent to the loaded program and run in its namespace (as
+        MBPP's harness runs them: after the code, whose classes the setup may build and whose imports the asserts
+        may use; they may call methods on what it returns); the time limit covers loading and every test."""
+        tests = spec["tests"]
+        base = {"tests_total": len(tests), "tests_passed": 0}
+        deadline = time.monotonic() + job["timeout"]
+        start = self._start(fds, deadline)
+        if start is not None:
+            return {**base, **start}
+        snippets = ([("the test setup", spec["setup"])] if spec.get("setup") else []) + [(f"test {i}", t) for i, t in enumerate(tests)]
+        passed = 0
+        for what, test in snippets:
+            fail = {**base, "tests_passed": passed, "first_failure": passed}
+            try:
+                harness.send(fds["in_w"], {"test": test})
+                rec = self._recv(fds, deadline)
+            except (_Deadline, BrokenPipeError):
+                return {**fail, "verdict": "timeout", "detail": f"{what}: over {job['timeout']:g} s for the whole program"}
+            except _Gone:
+                return {**fail, "_needs_status": True, "detail": f"{what}: the program died"}
+            except _Garbage as e:
+                return {**fail, "verdict": "runtime_error", "detail": f"{what}: the program wrote {e}"}
+            if rec["status"] != "ok":
+                verdict = {"failed": "failed", "memory": "memory"}.get(rec["status"], "runtime_error")
+                return {**fail, "verdict": verdict, "detail": f"{what}: {rec.get('error', '')}"}
+            passed += what != "the test setup"
+        return {**base, "tests_passed": passed, "verdict": "passed"}
 
     def _humaneval(self, job: dict, spec: dict, fds: dict) -> dict:
         base = {"tests_total": 1, "tests_passed": 0}
@@ -443,7 +498,7 @@ def _read_literal(text, cap: int):
     if not isinstance(text, str) or len(text) > cap:
         return _NOT_DATA
     try:
-        return ast.literal_eval(text)
+        return rules.read_value(text)
     except Exception:  # noqa: BLE001 - SyntaxError, ValueError, RecursionError, MemoryError
         return _NOT_DATA
 
@@ -455,8 +510,9 @@ def call_output_cap(expected_json: str) -> int:
     return 8 * len(expected_json) + (1 << 16)
 
 
-def _judge(kind: str, rec: dict, want, i: int) -> dict | None:
-    """None when the test passed, else the failing verdict (compared here, outside the program)."""
+def _judge(job: dict, spec: dict, rec: dict, i: int) -> dict | None:
+    """None when test i passed, else the failing verdict (compared here, outside the program)."""
+    kind, want = job["kind"], spec["expected"][i]
     st = rec["status"]
     out = rec.get("output")
     if st == "ok":
@@ -465,6 +521,19 @@ def _judge(kind: str, rec: dict, want, i: int) -> dict | None:
         elif kind == "stdio":
             try:
                 ok = rules.stdio_equal(out, want)
+            except Exception:  # noqa: BLE001
+                ok = False
+        elif kind == "values" and (out.startswith("#sha256:") or want.startswith("#sha256:")):
+            ok = out == want  # outputs too long to send, compared by their literals' digests
+        elif kind == "values" and out == want and "nan" not in out and spec.get("oracle") != "poly_root":
+            ok = True  # the same literal: the same value (EvalPlus's == holds; nan is never equal to itself)
+        elif kind == "values":  # EvalPlus: against the canonical solution's output, its tolerance and oracle
+            value, expected = _read_literal(out, call_output_cap(want)), _read_literal(want, VALUE_CAP << 6)
+            try:
+                oracle = spec.get("oracle", "")
+                args = rules.unpack_args(job["inputs"][i]) if oracle in ("poly_root", "pyramid_surface", "digit_distance") else ()
+                ok = (value is not _NOT_DATA and expected is not _NOT_DATA
+                      and rules.values_equal(value, expected, spec.get("atol") or 0.0, oracle, args))
             except Exception:  # noqa: BLE001
                 ok = False
         else:
