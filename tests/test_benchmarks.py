@@ -299,7 +299,7 @@ CUSTOM = [
     {"task_id": "sum", "question": "Read two integers and print their sum.", "tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "5 -5\n", "output": "0\n"}]},
     {"task_id": "add", "question": "Write add(a, b).", "starter_code": "def add(a, b):", "fn_name": "add",
      "tests": [{"args": [1, 2], "expected": 3}, {"args": [0.1, 0.2], "expected": 0.3}, {"args": [[1], [2]], "expected": [1, 2]}]},
-    {"task_id": "sq", "question": "Write sq(x).", "entry_point": "sq", "check": "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(-2) == 4\n"},
+    {"task_id": "sq", "question": "Write sq(x).", "starter_code": "def sq(x):", "entry_point": "sq", "check": "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(-2) == 4\n"},
 ]
 
 

@@ -71,7 +71,7 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
                     if k in res:
                         setattr(rows[slot], k, res[k])
                 rows[slot].detail = res.get("detail") or None
-    for row in rows:  # EvalPlus reports base and base + plus
+    for row in rows:  # EvalPlus reports base and base + plus (its jobs stop at the first failure: tests_passed is its index)
         row.base_verdict = base_verdict(by_id[row.task_id], {"verdict": row.verdict, "first_failure": row.tests_passed})
     out = {"timeout_s": timeout, "timeout_applies_to": BENCHMARKS[bench].timeout_applies_to,
            "early_exit": ecfg.early_exit if bench not in ("humaneval+", "mbpp+") else True,

@@ -9,11 +9,11 @@
 - MBPP (the original set: `task_id`, `text`, `code`, `test_setup_code`, `test_list`; the sanitized subset, one JSON
   list: `task_id`, `prompt`, `code`, `test_imports`, `test_list`; hub `google-research-datasets/mbpp`, `:sanitized`
   for the subset): the asserts of `test_list` are the tests, run as the reference harness runs them, in the
-  program's namespace after it loaded, with the test imports and setup code before it.
+  program's namespace after it loaded: the test imports before the code, the setup code after it.
 - HumanEval+ / MBPP+ (EvalPlus's release schema: `task_id`, `prompt`, `entry_point`, `canonical_solution`,
   `base_input`, `plus_input`, `atol`; or the hub's `evalplus/humanevalplus` / `evalplus/mbppplus`, whose `test`
   holds the inputs): each input's expected output is the canonical solution's, computed once in the sandbox and
-  cached (`expected_outputs`), compared with EvalPlus's rules (rules.values_equal); base and base+plus verdicts.
+  cached (`attach_expected`), compared with EvalPlus's rules (rules.values_equal); base and base+plus verdicts.
 - CodeContests (`problem` or `description`, `tests: {input: [...], output: [...]}`, or the hub's
   `public_tests`/`private_tests`/`generated_tests`): stdin/stdout tests, compared as LiveCodeBench compares them.
 - custom: users' own tests, one JSON object per line (README, Evaluation: Your own tests): `task_id`, `question` (optional
@@ -431,8 +431,11 @@ def make_job(problem: Problem, response: str, timeout: float | None = None, earl
         return Job("assert", program, timeout=timeout, secret={"setup": problem.meta.get("test_setup", ""), "tests": problem.tests})
     if problem.benchmark == "humaneval" or problem.meta.get("check"):
         program = humaneval_program(problem, response, extraction) if problem.benchmark == "humaneval" else code
+        # HumanEval's check runs after its prompt (helpers it defines); a custom check stands alone (its starter
+        # code may be a bare signature)
         return Job("humaneval", program, timeout=timeout, entry_point=problem.entry_point,
-                   secret={"prompt": problem.prompt, "test": problem.test, "entry_point": problem.entry_point})
+                   secret={"prompt": problem.prompt if problem.benchmark == "humaneval" else "", "test": problem.test,
+                           "entry_point": problem.entry_point})
     if problem.benchmark in EVALPLUS:
         limits = evalplus_limits(problem, timeout)
         # EvalPlus runs base and plus inputs apart; here base first, then plus, stopping at the first failure:
