@@ -35,7 +35,7 @@ import pickle
 import zlib
 from pathlib import Path
 
-from ..io import InputError, read_jsonl
+from ..io import InputError, atomic_write_text, read_jsonl
 from ..prompts import Problem, problem_from_record
 from .pool import Job
 from .rules import EVALPLUS_ORACLES, extract_code, pack_args, read_value
@@ -400,7 +400,10 @@ def humaneval_program(problem: Problem, completion: str, extraction: str = "offi
     answer contributes its code (which may redefine the function; helpers the prompt defines stay available,
     HumanEval/38's decode_cyclic calls encode_cyclic)."""
     code = extract_code(completion, extraction)
-    code = completion if code is None else code
+    return _after_prompt(problem, completion if code is None else code)
+
+
+def _after_prompt(problem: Problem, code: str) -> str:
     return problem.prompt + ("" if problem.prompt.endswith("\n") else "\n") + code
 
 
@@ -505,11 +508,11 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
 
     t0 = time.time()
     folder = cache_dir() / "evalplus"
+    files = {p.task_id: folder / f"{_task_key(p)}.json" for p in todo}
     cached: dict = {}
     for p in todo:
-        f = folder / f"{_task_key(p)}.json"
         try:
-            cached[p.task_id] = json.loads(f.read_text())
+            cached[p.task_id] = json.loads(files[p.task_id].read_text())
         except (OSError, ValueError):
             pass
     missing = [p for p in todo if p.task_id not in cached]
@@ -518,7 +521,7 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
 
         from .pool import GraderPool, Limits
 
-        jobs = [Job("values", p.prompt + ("" if p.prompt.endswith("\n") else "\n") + p.canonical_solution,
+        jobs = [Job("values", _after_prompt(p, p.canonical_solution),
                     timeout=60.0, inputs=p.tests, timeouts=[60.0] * len(p.tests), entry_point=p.entry_point,
                     output_rule="is_not_none" if p.meta["oracle"] == "not_none" else "", secret={"record": True})
                 for p in missing]
@@ -532,10 +535,7 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
                                  f"({res.get('verdict')}: {res.get('detail', '')})")
             cached[p.task_id] = {"expected": res["outputs"], "seconds": res["times"]}
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{_task_key(p)}.{os.getpid()}.tmp"
-                tmp.write_text(json.dumps(cached[p.task_id]))
-                tmp.replace(folder / f"{_task_key(p)}.json")
+                atomic_write_text(files[p.task_id], json.dumps(cached[p.task_id]))
             except OSError as e:
                 log.warning("evalplus: cannot cache the expected outputs in %s (%s); they are recomputed next time", folder, e)
     for p in todo:
