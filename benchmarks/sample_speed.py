@@ -46,7 +46,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     stops = stop_token_ids(model, tok)
     problems = load_problems(str(prompts_file))
-    decoding = dataclasses.replace(SSDConfig().sample.decoding(), max_new_tokens=args.max_new_tokens)  # the paper's
+    decoding = dataclasses.replace(SSDConfig().sample.to_decoding(), max_new_tokens=args.max_new_tokens)  # the paper's
     t0 = time.perf_counter()
     naive_tokens = 0
     for p in problems:

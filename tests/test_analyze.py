@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import read_jsonl, ssd
 
-from simplesd.analyze import agreement, clustered_change, ground_truth, position_stats, read_texts, sampling_support
+from simplesd.analyze import agreement, clustered_change, ground_truth, position_stats, read_texts
 from simplesd.io import InputError
+from simplesd.sampling.control import sampling_support
 
 PROBS = [0.5, 0.3, 0.1, 0.05, 0.03, 0.02]
 

@@ -75,6 +75,19 @@ def test_cli_config_show_and_errors(tmp_path):
     assert r.returncode == 2 and "missing.yaml: config file not found" in r.stderr
 
 
+def test_control_decoding_keys_are_checked():
+    for override, line in [
+        ("eval.decoding=ssd", "config key 'eval.decoding': must be plain or ssd_equivalent, got 'ssd'"),
+        ("eval.control_top_p=0", "config key 'eval.control_top_p': must be in (0, 1] or null, got 0.0"),
+        ("sample.control_temperature=-1", "config key 'sample.control_temperature': must be > 0 or null, got -1.0"),
+        ("eval.control_top_k=-2", "config key 'eval.control_top_k': must be >= 0 (0 = off) or null, got -2"),
+    ]:
+        r = ssd("config", "show", override)
+        assert r.returncode == 2 and r.stderr.strip() == f"ssd: error: {line}", r.stderr
+    r = ssd("config", "show", "eval.decoding=ssd_equivalent", "sample.temperature=0")
+    assert r.returncode == 2 and "eval.control_temperature" in r.stderr and "mirrors a sampling temperature > 0" in r.stderr
+
+
 def test_stage_help_lists_every_key_it_reads():
     keys = [k for k, _, _ in describe()]
     for command, sections in {"sample": ("model", "prompts", "sample"), "filter": ("filter",),

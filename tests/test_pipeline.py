@@ -83,12 +83,13 @@ def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
     out = tmp_path / "run"
     r = ssd(*_run_args(tiny_model, problems_file, out), "eval.benchmark=humaneval", f"eval.problems={subset}",
             "eval.n=2", "eval.temperatures=0.6,1.0", "eval.max_new_tokens=16", check=True)
-    assert "[5/5] evaluate tuned" in r.stdout and "difference" in r.stdout
+    assert "[5/6] evaluate control (the base, ssd_equivalent (support of T 1.5, top-k 20, top-p 0.8))" in r.stdout
+    assert "[6/6] evaluate SSD" in r.stdout and "SSD - base:" in r.stdout and "SSD - control:" in r.stdout
     comp = json.loads((out / "eval" / "comparison.json").read_text())
     assert set(comp["base"]["by_temperature"]) == {"0.6", "1"}
     d = comp["best_vs_best_pass@1"]
     best = {}
-    for model in ("base", "tuned"):  # each model's best pass@1, recomputed from its verdict files
+    for model in ("base", "control", "tuned"):  # each arm's best pass@1, recomputed from its verdict files
         per_t = {}
         for t in ("0.6", "1"):
             rows = read_jsonl(out / "eval" / model / f"T{t}" / "verdicts.jsonl")
@@ -97,11 +98,16 @@ def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
             assert comp[model]["by_temperature"][t]["pass@1"] == pytest.approx(per_t[t])
         best[model] = max(per_t.values())
     assert d["problems"] == 4 and d["difference"] == pytest.approx(best["tuned"] - best["base"])
-    for model in ("base", "tuned"):
+    c = comp["ssd_vs_control_pass@1"]
+    assert c["problems"] == 4 and c["difference"] == pytest.approx(best["tuned"] - best["control"])
+    for model in ("base", "control", "tuned"):
         summary = json.loads((out / "eval" / model / "T0.6" / "summary.json").read_text())
         dec = summary["decoding"]
         assert {k: dec[k] for k in ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed")} == {
             "temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "n": 2, "max_new_tokens": 16, "seed": 1234}
+        # the control mirrors the run's T_train sampling (sample.*); the other arms decode plainly
+        assert (dec["decoding"], dec["control_temperature"], dec["control_top_k"], dec["control_top_p"]) == (
+            ("ssd_equivalent", 1.5, 20, 0.8) if model == "control" else ("plain", None, None, None))
         assert dec["backend"] == "transformers" and summary["benchmark"] == "humaneval"
         assert summary["selection"]["problems"] == 4 and summary["grader"]["timeout_s"] == 3.0
         assert summary["versions"]["transformers"] and summary["versions"]["python"]

@@ -95,8 +95,12 @@ def test_sweep_runs_each_point_once_reuses_the_base_and_tabulates(tmp_path, tiny
         for t in ("T0.6", "T1"):
             assert (_manifest(out / "points" / p["point"] / "eval" / "base" / t)["finished_at"]
                     == _manifest(out / "base-eval" / t)["finished_at"])
+        # each point's control mirrors that point's T_train, and the table has SSD - control beside SSD - base
+        dec = json.loads((out / "points" / p["point"] / "eval" / "control" / "T0.6" / "summary.json").read_text())["decoding"]
+        assert dec["control_temperature"] == p["T_train"] and "vs_control" in p
     assert len((out / "sweep.csv").read_text().splitlines()) == 3
     assert "| temperature=1.5_top_p=0.8 |" in (out / "sweep.md").read_text()
+    assert "vs control" in (out / "sweep.md").read_text()
     assert (out / "sweep.png").stat().st_size > 1000
     first = _manifest(out / "points" / names[0] / "train")["finished_at"]
 
@@ -110,6 +114,31 @@ def test_sweep_runs_each_point_once_reuses_the_base_and_tabulates(tmp_path, tiny
     assert r.returncode == 2 and "--eval-temperatures" in r.stderr
     r = ssd(*args[:-6], "--grid", "sample.top_p=0.5,1.5")
     assert r.returncode == 2 and "grid point top_p=1.5: config key 'sample.top_p'" in r.stderr
+
+
+def test_sweep_of_the_controls_settings_evaluates_only_the_control(tmp_path, tiny_model, problems_file, humaneval4):
+    """A grid of eval.control_* alone: each point is the base under the decoding rule with those settings (nothing
+    sampled for training, nothing trained), tabulated against the base evaluated once."""
+    out = tmp_path / "sweep"
+    args = ["sweep", *_args(tiny_model, problems_file, humaneval4), "--out", out, "--grid",
+            "eval.control_temperature=1.0,2.0", "--grid", "eval.control_top_p=0.8", "--eval-temperatures", "0,0.6"]
+    ssd(*args, check=True)
+    res = json.loads((out / "sweep.json").read_text())
+    assert res["arm"] == "control" and [p["point"] for p in res["points"]] == [
+        "control_temperature=1.0_control_top_p=0.8", "control_temperature=2.0_control_top_p=0.8"]
+    for p, t in zip(res["points"], (1.0, 2.0)):
+        pdir = out / "points" / p["point"]
+        assert not (pdir / "train").exists() and not (pdir / "sample").exists()
+        dec = json.loads((pdir / "eval" / "control" / "T0.6" / "summary.json").read_text())["decoding"]
+        assert (dec["decoding"], dec["control_temperature"], dec["control_top_k"], dec["control_top_p"]) == (
+            "ssd_equivalent", t, 20, 0.8)
+        assert p["T_train"] == t and p["truncation"] == "top-k 20, top-p 0.8"
+        # greedy under the control is plain greedy: the base's greedy point, copied, not sampled again
+        assert (_manifest(pdir / "eval" / "control" / "T0" / "samples")["finished_at"]
+                == _manifest(out / "base-eval" / "T0" / "samples")["finished_at"])
+    assert "The control (the base under eval.decoding=ssd_equivalent" in (out / "sweep.md").read_text()
+    r = ssd(*args[:-4], "--grid", "eval.decoding=plain,ssd_equivalent")
+    assert r.returncode == 2 and "the control's settings (eval.control_temperature" in r.stderr
 
 
 @pytest.mark.slow

@@ -360,3 +360,79 @@ def test_flags_loops_code_and_reasoning():
     assert sample_flags(cut, "length", thinking=True)["reasoning_unclosed"] is True
     assert sample_flags(cut, "length")["has_code"] is True  # an Instruct model's sample is its answer whole
     assert sample_flags("<think>\nstill thinking", "length")["reasoning_unclosed"] is True  # it opened one itself
+
+
+CONTROL = (1.5, 20, 0.8)  # the paper's T_train truncation, mirrored by the control
+
+
+def control_formula(logits, t_eval, top_k, top_p, control=CONTROL):
+    """The control written out directly: softmax(logits / (T_train * T_eval)) on the T_train support, then the
+    evaluation's top-k / top-p (reference_distribution's order) on what is left."""
+    t_train, k_train, p_train = control
+    support = reference_distribution(logits, t_train, k_train, p_train, 0.0) > 0
+    masked = torch.where(support, logits.double() / t_train, float("-inf"))
+    return reference_distribution(masked, t_eval, top_k, top_p, 0.0)
+
+
+def control_dec(t_eval, top_k, top_p, max_new_tokens=1, n=1, control=CONTROL):
+    return Decoding(t_eval, top_k, top_p, 0.0, n, max_new_tokens, 0, "ssd_equivalent", *control)
+
+
+@pytest.mark.parametrize("t_eval, top_k, top_p", [(0.6, 20, 0.95), (1.0, 0, 1.0), (1.2, 5, 0.9)])
+def test_control_draws_from_the_formula_at_every_position_of_real_samples(model_and_tokenizer, t_eval, top_k, top_p):
+    """decoding ssd_equivalent: at every position of samples generate_batch drew, the distribution drawn from is
+    base logits / (T_train * T_eval) on the T_train support, then eval's truncation (total variation ~ 0), every
+    drawn token is in it, and it is not simply the plain T_eval distribution."""
+    model, tok = model_and_tokenizer
+    stops = stop_token_ids(model, tok)
+    prompts = encode(tok, ["<|im_start|>user\nwrite code<|im_end|>\n<|im_start|>assistant\n",
+                           "<|im_start|>user\nsort a list of numbers<|im_end|>\n<|im_start|>assistant\n"])
+    d = control_dec(t_eval, top_k, top_p, max_new_tokens=16, n=3)
+    seeds = list(range(6))
+    saved = model.lm_head.weight.detach().clone()
+    with torch.no_grad():
+        model.lm_head.weight.div_(40.0)  # the random model itself, unsharpened: broad distributions, real tails to cut
+    try:
+        res = generate_batch(model, tok, prompts, d, stops, seeds)
+        forced = []
+        for r in res:
+            ids = torch.tensor([r["prompt_token_ids"] + r["completion_token_ids"]])
+            with torch.no_grad():
+                forced.append((ids, model(ids).logits[0, len(r["prompt_token_ids"]) - 1: -1].double()))
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight.copy_(saved)
+    positions, worst_tv, differs = 0, 0.0, 0
+    for row, (r, (ids, logits)) in enumerate(zip(res, forced)):
+        drawn_from = SeededDraw([seeds[row]], d).distribution(ids, logits.float())
+        formula = control_formula(logits, t_eval, top_k, top_p)
+        plain = reference_distribution(logits, t_eval, top_k, top_p, 0.0)
+        for i, token in enumerate(r["completion_token_ids"]):
+            assert formula[i, token] > 0, "drew a token outside the control's support"
+            worst_tv = max(worst_tv, 0.5 * (drawn_from[i] - formula[i]).abs().sum().item())
+            differs += 0.5 * (plain[i] - formula[i]).abs().sum().item() > 0.05
+            positions += 1
+    assert positions >= 40
+    assert worst_tv < 1e-5
+    assert differs >= positions // 4  # the control is another distribution than plain decoding at this T_eval
+
+
+def test_control_greedy_is_plain_greedy(model_and_tokenizer):
+    """Greedy under the control (its processor in generate, no sampling) picks the same tokens as plain greedy;
+    and a config's greedy T_eval under the control is plain greedy (one sample), so the base's greedy stands for it."""
+    model, tok = model_and_tokenizer
+    stops = stop_token_ids(model, tok)
+    prompts = encode(tok, ["<|im_start|>user\nwrite code<|im_end|>\n<|im_start|>assistant\n",
+                           "<|im_start|>user\nadd two numbers<|im_end|>\n<|im_start|>assistant\n",
+                           "def f(x):\n    return"])
+    plain = generate_batch(model, tok, prompts, dec(0.0, 20, 0.95, 0.0, 24, 1), stops, seeds=[])
+    for control in (CONTROL, (2.0, 0, 1.0), (0.7, 3, 0.5)):
+        under = generate_batch(model, tok, prompts, control_dec(0.0, 20, 0.95, 24, 1, control), stops, seeds=[])
+        assert [r["completion_token_ids"] for r in under] == [r["completion_token_ids"] for r in plain]
+    assert sum(len(r["completion_token_ids"]) for r in plain) >= 30
+    cfg = SSDConfig()
+    cfg.eval.decoding = "ssd_equivalent"
+    assert cfg.eval.to_decoding(0.6, cfg.sample).control == (1.5, 20, 0.8)  # null: mirrors sample.*
+    assert cfg.eval.to_decoding(0.0, cfg.sample).control is None and cfg.eval.to_decoding(0.0, cfg.sample).n == 1
+    cfg.eval.control_temperature, cfg.sample.top_p = 2.0, 1.0
+    assert cfg.eval.to_decoding(0.6, cfg.sample).control == (2.0, 20, 1.0)

@@ -117,6 +117,34 @@ def test_shipped_base_matches_its_manifest_and_is_vllm_shaped():
         assert key in manifest
 
 
+def test_shipped_bases_are_checkpoints_of_one_build_and_say_why_they_were_chosen():
+    """`ssd demo --base NAME`: every base in bases.yaml verifies against its own build manifest, comes from the same
+    build as the default one (same config, splits, tokenizer), and carries the dev numbers it was chosen by, weakest
+    first."""
+    from simplesd.io import InputError
+    from simplesd.testbed.artefacts import resolve_base, shipped_bases
+
+    default, bases = shipped_bases()
+    assert default in bases and len(bases) >= 3
+    final = verify_base(bases[default]["dir"])
+    dev = []
+    for name, b in bases.items():
+        assert resolve_base(name) == (name, b["dir"], b["why"]) and "dev" in b["why"]
+        m = verify_base(b["dir"])  # every file's checksum
+        assert m["build_config"] == final["build_config"] and m["split_hashes"] == final["split_hashes"]
+        assert (b["dir"] / "tokenizer.json").read_bytes() == (bases[default]["dir"] / "tokenizer.json").read_bytes()
+        assert sum(m["dev_greedy_outcomes"].values()) == final["split_sizes"]["dev"]
+        if name != default:
+            assert m["snapshot_of"]["build_final_model_files"] == final["model_files"]
+            assert m["pretrain"]["optimizer_steps"] < final["pretrain"]["optimizer_steps"]
+            assert [m["snapshot_of"]["round"], m["snapshot_of"]["step"]] in final["build_config"]["snapshots"]
+        dev.append(m["dev_greedy_pass@1"])
+    assert dev == sorted(dev) and dev[0] < dev[-1] - 0.2  # weakest first, and of clearly different strengths
+    assert resolve_base(None)[0] == default
+    with pytest.raises(InputError, match="neither a shipped base"):
+        resolve_base("strongest")
+
+
 def test_shipped_tokenizer_keeps_the_prompt_a_token_prefix(sample_problems):
     """Sampling feeds the generation prompt's tokens; training the prompt + response's. They must agree."""
     from transformers import AutoTokenizer
@@ -185,8 +213,21 @@ def _check_results(out, r):
     assert 0 < ss["samples"] and 0 <= ss["correct"] <= ss["samples"] and ss["kept"] <= ss["samples"]
     d = res["best_vs_best"]["pass@1"]
     assert d["ci95"][0] <= d["difference"] <= d["ci95"][1]
-    assert set(res["stage_seconds"]) >= {"sample", "filter", "train", "evaluate_base", "evaluate_tuned"}
+    assert set(res["stage_seconds"]) >= {"sample", "filter", "train", "evaluate_base", "evaluate_control", "evaluate_tuned"}
     assert "best-vs-best pass@1" in r.stdout and "self-samples correct" in r.stdout
+    # the third arm: the base under the no-training control; its greedy point is the base's (copied, same verdicts)
+    assert res["control"]["decoding"] == "ssd_equivalent (support of T 1.5, top-k 20, top-p 0.8)"
+    assert read_jsonl(out / "eval" / "control" / "T0" / "verdicts.jsonl") == base_T0
+    for key, (a, b) in {"ssd_vs_control": ("control", "ssd"), "control_vs_base": ("base", "control")}.items():
+        d = res[key]["pass@1"]
+        assert d["ci95"][0] <= d["difference"] <= d["ci95"][1] and d["problems"] == res["test_problems"]
+        per_problem = {}
+        for arm in (a, b):  # the difference recomputed from the two arms' verdicts at their best T_eval
+            t = res[arm]["best_temperature"]
+            rows = read_jsonl(out / "eval" / {"ssd": "tuned"}.get(arm, arm) / f"T{t}" / "verdicts.jsonl")
+            per_problem[arm] = sum(v["verdict"] == "passed" for v in rows) / len(rows)
+        assert d["difference"] == pytest.approx(per_problem[b] - per_problem[a])
+    assert "SSD - control" in (out / "report.md").read_text() and "best-vs-best pass@1: control" in r.stdout
     # the analyses: held-out self-samples, and the references whose ground-truth spans score the lock/fork rule
     held = json.loads((out / "filter" / "stats.json").read_text())["held_out"]
     assert json.loads((out / "analysis" / "summary.json").read_text())["texts"] == held > 0
@@ -206,14 +247,15 @@ def _check_results(out, r):
 # `ssd demo --quick`'s published numbers (seeded; measured on a 2-core x86 CPU with torch 2.13): pass@1 per T_eval
 # over 40 problems (within one problem, 0.025, for another CPU's float rounding), the self-samples graded, and the
 # training loss at its two logged steps
-QUICK_DEMO = {"base": {"0": 0.875, "0.9": 0.775}, "ssd": {"0": 0.85, "0.9": 0.7625}, "self_samples_correct": 65,
-              "kept": 82, "losses": [0.0934, 0.0872]}
+QUICK_DEMO = {"base": {"0": 0.7, "0.9": 0.625}, "control": {"0": 0.7, "0.9": 0.575},
+              "ssd": {"0": 0.725, "0.9": 0.6375}, "self_samples_correct": 55,
+              "kept": 82, "losses": [0.1033, 0.1002]}
 
 
 def test_ssd_demo_quick(quick_demo):
     out, r = quick_demo
     res = _check_results(out, r)
-    for model in ("base", "ssd"):
+    for model in ("base", "control", "ssd"):
         got = {t: v["pass@1"]["value"] for t, v in res[model]["by_temperature"].items()}
         assert got == pytest.approx(QUICK_DEMO[model], abs=0.026), model
     assert abs(res["self_samples"]["correct"] - QUICK_DEMO["self_samples_correct"]) <= 3
@@ -244,3 +286,27 @@ def test_ssd_demo_full_and_its_readme_command(tmp_path):
     res = _check_results(out, r)
     assert res["test_problems"] == 200 and set(res["base"]["by_temperature"]) == {"0", "0.3", "0.6", "0.9", "1.2"}
     assert "pass@5" in res["best_vs_best"]
+
+
+@pytest.mark.slow
+def test_ssd_demo_map_quick(tmp_path):
+    """`ssd demo --map --quick`: the quick demo on every shipped base, one row per base (weakest first) whose numbers
+    are the base's own demo results, and the table and plot people compare."""
+    from simplesd.testbed.artefacts import shipped_bases
+
+    out = tmp_path / "map"
+    r = ssd("demo", "--map", "--quick", "--out", out, "--no-progress", check=True, timeout=2400)
+    res = json.loads((out / "results.json").read_text())
+    _, bases = shipped_bases()
+    assert [row["base"] for row in res["bases"]] == list(bases) and res["quick"]
+    for row in res["bases"]:
+        one = json.loads((out / row["base"] / "results.json").read_text())
+        assert one["base_name"] == row["base"] and one["base_why"] == bases[row["base"]]["why"]
+        assert row["test_greedy_pass@1"] == one["base"]["by_temperature"]["0"]["pass@1"]["value"]
+        assert row["ssd_minus_control"]["pass@1"]["difference"] == one["ssd_vs_control"]["pass@1"]["difference"]
+        assert row["self_samples_correct"] == one["self_samples"]["share_correct"]
+        kinds = one["greedy_failure_kinds"]["base"]
+        assert row["test_greedy_loop_rate"] == kinds.get("loop", 0) / sum(kinds.values())
+    table = (out / "map.md").read_text()
+    assert all(f"| {name} |" in table for name in bases) and "SSD - control pass@1" in table
+    assert (out / "map.png").stat().st_size > 1000 and "map:" in r.stdout

@@ -77,6 +77,9 @@ def test_vllm_loads_the_shipped_testbed_base(tmp_path):
 SETTINGS = [
     {"temperature": 1.5, "top_k": 20, "top_p": 0.8, "min_p": 0.0, "max_new_tokens": 48},  # the paper's T_train
     {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "max_new_tokens": 48},  # a T_eval
+    # the no-training control at that T_eval, mirroring the paper's T_train sampling
+    {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0, "max_new_tokens": 48, "decoding": "ssd_equivalent",
+     "control_temperature": 1.5, "control_top_k": 20, "control_top_p": 0.8},
 ]
 
 
@@ -101,27 +104,34 @@ def vllm_processed(tmp_path_factory):
     return base, json.loads(next(line for line in r.stdout.splitlines() if line.startswith("RESULT "))[7:])
 
 
-@pytest.mark.parametrize("which", range(len(SETTINGS)), ids=["T_train", "T_eval"])
+@pytest.mark.parametrize("which", range(len(SETTINGS)), ids=["T_train", "T_eval", "control"])
 def test_vllm_backend_draws_from_the_transformers_distribution(vllm_processed, which):
     """At every position of vLLM's own samples, the distribution vLLM drew from (processed log-probabilities,
     from simplesd's engine and sampling params) is the one transformers' warpers give for the same prefix:
-    same support, same probabilities."""
+    same support, same probabilities. Under the control (its logits processor inside vLLM's engine): the formula,
+    logits / (T_train * T_eval) on the T_train support, then eval's top-k / top-p."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from simplesd.analyze import sampling_support
+    from simplesd.sampling.control import sampling_support
 
     base, results = vllm_processed
     settings = SETTINGS[which]
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
-    positions = same_support = 0
+    positions = same_support = control_cut = 0
     worst_tv = 0.0
     for g in results[which]:
         gen = [s["token"] for s in g["steps"]]
         ids = torch.tensor([g["prompt_token_ids"] + gen])
         with torch.no_grad():
             logits = model(ids).logits[0, len(g["prompt_token_ids"]) - 1 : -1].double()
+        plain = sampling_support(logits, settings["temperature"], settings["top_k"], settings["top_p"], settings["min_p"])
+        if settings.get("decoding") == "ssd_equivalent":
+            support = sampling_support(logits, settings["control_temperature"], settings["control_top_k"],
+                                       settings["control_top_p"])
+            logits = torch.where(support, logits / settings["control_temperature"], float("-inf"))
         keep = sampling_support(logits, settings["temperature"], settings["top_k"], settings["top_p"], settings["min_p"])
+        control_cut += (plain != keep).any(-1).sum().item()
         probs = torch.where(keep, torch.softmax(logits / settings["temperature"], -1), 0.0)
         probs = probs / probs.sum(-1, keepdim=True)
         for i, step in enumerate(g["steps"]):
@@ -136,6 +146,9 @@ def test_vllm_backend_draws_from_the_transformers_distribution(vllm_processed, w
     assert positions >= 100
     assert same_support >= 0.98 * positions  # a token exactly at the top-p border may flip on float noise
     assert worst_tv < 1e-4
+    if settings.get("decoding") == "ssd_equivalent":  # the control is another distribution than plain T_eval's
+        print(f"positions where the control's support differs from plain decoding's: {control_cut}")
+        assert control_cut >= 5
 
 
 def test_ssd_sample_with_vllm_writes_the_same_resumable_shards(tmp_path):

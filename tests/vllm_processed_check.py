@@ -13,14 +13,18 @@ if __name__ == "__main__":
     model, prompts_json, settings_json = sys.argv[1], sys.argv[2], sys.argv[3]
     cfg = SSDConfig()
     cfg.model.name_or_path, cfg.model.dtype, cfg.sample.backend = model, "float32", "vllm"
+    all_settings = json.loads(settings_json)
+    if any(s.get("decoding") == "ssd_equivalent" for s in all_settings):
+        cfg.sample.decoding = "ssd_equivalent"  # the engine loads the control's logits processor
     engine = load_engine(cfg, max_prompt_tokens=400)
     prompts = json.loads(prompts_json)
     ids = engine.tokenizer(prompts, add_special_tokens=False)["input_ids"]
     results = []
-    for settings in json.loads(settings_json):  # one engine, one set of sampling settings after another
+    for settings in all_settings:  # one engine, one set of sampling settings after another
+        cfg.sample.decoding = "plain"
         for k, v in settings.items():
             setattr(cfg.sample, k, v)
-        params = [vllm_sampling_params(cfg.sample.decoding(), seed=i, stop_ids=engine.stop_ids, logprobs=cfg.sample.top_k)
+        params = [vllm_sampling_params(cfg.sample.to_decoding(), seed=i, stop_ids=engine.stop_ids, logprobs=cfg.sample.top_k)
                   for i in range(len(prompts))]
         outs = engine.model.generate([{"prompt_token_ids": t} for t in ids], params, use_tqdm=False)
         result = []

@@ -34,12 +34,12 @@ forward pass holds at most `analyze.batch_tokens` tokens, and full-vocabulary te
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import SSDConfig, reads, to_dict
 from .io import InputError, fingerprint_path, output_dir, read_jsonl
+from .sampling.control import sampling_support
 from .stage import Stage
 
 log = logging.getLogger(__name__)
@@ -111,28 +111,6 @@ def read_texts(path: str | Path, limit: int | None = None) -> list[Text]:
 
 # ---------------------------------------------------------------------------------------------------------
 # Statistics of one chunk of positions (pure torch; tested on hand-built distributions)
-
-
-def sampling_support(logits, temperature: float, top_k: int, top_p: float, min_p: float):
-    """Boolean mask of the tokens the sampler can draw: transformers' own warpers, in generate()'s order."""
-    import torch
-    from transformers.generation.logits_process import (
-        MinPLogitsWarper,
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
-    )
-
-    if temperature == 0:  # greedy: the arg-max alone
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
-    scores = TemperatureLogitsWarper(temperature)(None, logits.clone())
-    if top_k > 0:
-        scores = TopKLogitsWarper(top_k)(None, scores)
-    if top_p < 1.0:
-        scores = TopPLogitsWarper(top_p)(None, scores)
-    if min_p > 0:
-        scores = MinPLogitsWarper(min_p)(None, scores)
-    return scores > -math.inf
 
 
 def position_stats(base_logits, tuned_logits, targets, temperature: float, top_k: int, top_p: float,

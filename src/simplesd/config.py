@@ -32,7 +32,15 @@ def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help}, **kw)
 
 
-DECODING_KEYS = ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed")
+DECODING_KEYS = ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed", "decoding",
+                 "control_temperature", "control_top_k", "control_top_p")
+DECODINGS = ("plain", "ssd_equivalent")
+CONTROL_HELP = ("plain: temperature, then top-k, top-p, min-p, as set here. ssd_equivalent: the no-training control "
+                "(README, Evaluation: SSD against a decoding rule): what a model that learned SSD's training "
+                "distribution exactly would sample at this temperature: the logits divided by control_temperature x "
+                "temperature, restricted to the tokens sampling at control_temperature / control_top_k / control_top_p "
+                "could draw, then this section's top-k, top-p, min-p. Its greedy is plain greedy (the top token is "
+                "always in that support).")
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,44 @@ class Decoding:
     n: int
     max_new_tokens: int
     seed: int
+    decoding: str = "plain"
+    # ssd_equivalent: the training sampling it mirrors (resolved: never null then)
+    control_temperature: float | None = None
+    control_top_k: int | None = None
+    control_top_p: float | None = None
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @property
+    def control(self) -> tuple[float, int, float] | None:
+        """(T_train, top-k, top-p) whose support the ssd_equivalent control keeps, or None (plain decoding)."""
+        if self.decoding != "ssd_equivalent":
+            return None
+        return self.control_temperature, self.control_top_k, self.control_top_p
+
     @classmethod
-    def of(cls, section: Any) -> Decoding:
-        """The decoding keys of a config section (SampleConfig or EvalConfig)."""
-        return cls(**{k: getattr(section, k) for k in DECODING_KEYS})
+    def of(cls, section: Any, mirror: Any = None) -> Decoding:
+        """The decoding keys of a config section (SampleConfig or EvalConfig). The control's null settings are
+        those of `mirror` (the config's sample section: the training sampling it mirrors); plain decoding
+        carries none."""
+        values = {k: getattr(section, k) for k in DECODING_KEYS}
+        mirror = mirror if mirror is not None else section
+        for key in ("temperature", "top_k", "top_p"):
+            if values["decoding"] != "ssd_equivalent":
+                values[f"control_{key}"] = None
+            elif values[f"control_{key}"] is None:
+                values[f"control_{key}"] = getattr(mirror, key)
+        return cls(**values)
 
     def at(self, temperature: float) -> Decoding:
         """The same decoding at another temperature: what one T_eval of a sweep samples with."""
         d = dataclasses.replace(self, temperature=temperature)
-        return dataclasses.replace(d, n=1) if d.greedy else d
+        # greedy: one sample, and plain greedy even under the control (its argmax is the base's: tested), so a
+        # greedy evaluation of the control is the base's
+        return dataclasses.replace(d, n=1, decoding="plain", control_temperature=None, control_top_k=None,
+                                   control_top_p=None) if d.greedy else d
 
 
 @dataclass
@@ -104,6 +136,10 @@ class SampleConfig:
     n: int = _f(1, "Samples per prompt (paper: 1).")
     max_new_tokens: int = _f(4096, "Generation cap per sample (paper: 65536). Hitting it gives finish_reason=length.")
     seed: int = _f(0, "Sampling seed: each sample draws from its own random stream, seeded from (this seed, prompt id, sample index), so a sample does not depend on its batch, shard, replica or a resume.")
+    decoding: str = _f("plain", CONTROL_HELP)
+    control_temperature: float | None = _f(None, "decoding=ssd_equivalent: the T_train whose support it keeps; null = this section's temperature.")
+    control_top_k: int | None = _f(None, "decoding=ssd_equivalent: the top-k of that support (0 = off); null = this section's top_k.")
+    control_top_p: float | None = _f(None, "decoding=ssd_equivalent: the top-p of that support (1.0 = off); null = this section's top_p.")
     batch_size: int = _f(8, "Prompts per generate() call (each expands to n sequences). Prompts are length-bucketed.")
     shard_size: int = _f(64, "Prompts per output shard: the unit that is written atomically and resumed.")
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
@@ -114,7 +150,7 @@ class SampleConfig:
     gpu_memory_utilization: float | None = _f(None, "vllm: share of each GPU's memory (on CPU builds: of RAM) vLLM reserves for weights and KV cache; null = 0.9 on GPUs, 0.3 on CPU.")
     max_model_len: int | None = _f(None, "vllm: context length to reserve; null = the longest prompt + max_new_tokens.")
 
-    def decoding(self) -> Decoding:
+    def to_decoding(self) -> Decoding:
         return Decoding.of(self)
 
 
@@ -189,10 +225,16 @@ class EvalConfig:
     n: int = _f(10, "Samples per problem for pass@k.")
     max_new_tokens: int = _f(4096, "Generation cap per evaluation sample.")
     seed: int = _f(1234, "Evaluation sampling seed.")
+    decoding: str = _f("plain", CONTROL_HELP)
+    control_temperature: float | None = _f(None, "decoding=ssd_equivalent: the T_train whose support it keeps; null = sample.temperature.")
+    control_top_k: int | None = _f(None, "decoding=ssd_equivalent: the top-k of that support (0 = off); null = sample.top_k.")
+    control_top_p: float | None = _f(None, "decoding=ssd_equivalent: the top-p of that support (1.0 = off); null = sample.top_p.")
+    control: bool = _f(True, "`ssd run` and `ssd demo` with a benchmark: evaluate a third arm, the base under decoding=ssd_equivalent mirroring sample.* (or eval.control_*), over the same T_eval sweep, and report SSD - control beside SSD - base. false = base and SSD only.")
 
-    def decoding(self, temperature: float | None = None) -> Decoding:
-        """The decoding one T_eval samples with (`temperature`, default eval.temperature)."""
-        return Decoding.of(self).at(self.temperature if temperature is None else temperature)
+    def to_decoding(self, temperature: float | None = None, mirror: Any = None) -> Decoding:
+        """The decoding one T_eval samples with (`temperature`, default eval.temperature); the control's null
+        settings are `mirror`'s (the config's sample section)."""
+        return Decoding.of(self, mirror).at(self.temperature if temperature is None else temperature)
 
 
 @dataclass
@@ -448,6 +490,19 @@ def validate(cfg: SSDConfig) -> SSDConfig:
     if s.max_model_len is not None and s.max_model_len < 1:
         bad("sample.max_model_len", "must be >= 1 or null")
     e = cfg.eval
+    for sec, section in (("sample", s), ("eval", e)):
+        if section.decoding not in DECODINGS:
+            bad(f"{sec}.decoding", f"must be plain or ssd_equivalent, got {section.decoding!r}")
+        if section.control_temperature is not None and not section.control_temperature > 0:
+            bad(f"{sec}.control_temperature", f"must be > 0 or null, got {section.control_temperature}")
+        if section.control_top_k is not None and section.control_top_k < 0:
+            bad(f"{sec}.control_top_k", f"must be >= 0 (0 = off) or null, got {section.control_top_k}")
+        if section.control_top_p is not None and not 0 < section.control_top_p <= 1:
+            bad(f"{sec}.control_top_p", f"must be in (0, 1] or null, got {section.control_top_p}")
+    if s.decoding == "ssd_equivalent" and (s.control_temperature or s.temperature) == 0:
+        bad("sample.control_temperature", "the control mirrors a sampling temperature > 0 (sample.temperature is 0: set this key)")
+    if e.decoding == "ssd_equivalent" and (e.control_temperature or s.temperature) == 0:
+        bad("eval.control_temperature", "the control mirrors a sampling temperature > 0 (sample.temperature is 0: set this key)")
     from .execute.benchmarks import MBPP_SPLITS, NAMES
 
     if e.benchmark not in ("", *NAMES):
@@ -693,7 +748,10 @@ def to_dict(cfg: Any) -> dict:
 # keys added after run directories first recorded their config: left out of a stage's identity while at their
 # default, so directories made before them still match, and resume, when the key is not used
 LATER_KEYS = {"prompts.fields": {}, "prompts.system_prompt": None, "train.lora.target_parameters": [],
-              "eval.mbpp_split": "test", "eval.max_problems": None, "eval.task_ids": []}
+              "eval.mbpp_split": "test", "eval.max_problems": None, "eval.task_ids": [],
+              **{f"{sec}.{k}": v for sec in ("sample", "eval") for k, v in
+                 (("decoding", "plain"), ("control_temperature", None), ("control_top_k", None), ("control_top_p", None))},
+              "eval.control": True}
 
 
 def identity(cfg: Any, prefix: str = "") -> dict:

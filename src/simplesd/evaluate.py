@@ -293,7 +293,7 @@ def sampling_config(cfg: SSDConfig, model: str, problems_file: Path, temperature
         prompts=dataclasses.replace(cfg.prompts, path=str(problems_file), max_prompts=None, offset=0, subset=None, fields={},
                                     format=BENCHMARKS[e.benchmark].prompt_format,
                                     dedup=False, shuffle=False, decontaminate=False, decontaminate_against=[]),
-        sample=dataclasses.replace(cfg.sample, **dataclasses.asdict(e.decoding(temperature))))
+        sample=dataclasses.replace(cfg.sample, **dataclasses.asdict(e.to_decoding(temperature, cfg.sample))))
 
 
 def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: dict, scfg: SSDConfig, tdir: Path,
@@ -302,7 +302,7 @@ def _grade_temperature(cfg: SSDConfig, model: str, problems: list, selection: di
     from .chat import answer
     from .sample import iter_samples
 
-    e, d = cfg.eval, scfg.sample.decoding()
+    e, d = cfg.eval, scfg.sample.to_decoding()
     st = Stage("grade", tdir, {**_grading(e), **{k: getattr(e, k) for k in SELECTION_KEYS}, **_later_selection(e)},
                {"samples": fingerprint_path(tdir / "samples"), "problems": fingerprint_path(tdir.parent / "problems.jsonl")},
                quiet=True)
@@ -331,7 +331,14 @@ def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
     not among them: adding a temperature to the sweep reuses the others."""
     e = cfg.eval
     mcfg = {**to_dict(cfg.model), "name_or_path": model}
-    ecfg = {k: v for k, v in identity(e, "eval").items() if k not in ("temperature", "temperatures", "workers")}
+    # the arms `ssd run` evaluates (eval.control) are its business; the control's settings count as resolved
+    # (null = sample.*'s), and only when this evaluation decodes with it
+    ecfg = {k: v for k, v in identity(e, "eval").items()
+            if k not in ("temperature", "temperatures", "workers", "control", "control_temperature", "control_top_k",
+                         "control_top_p")}
+    control = e.to_decoding(None, cfg.sample).control
+    if control:
+        ecfg["control"] = list(control)
     inputs = {"model": fingerprint_path(model), "problems": fingerprint_path(e.problems)}
     if cfg.model.chat_template:
         inputs["chat_template"] = fingerprint_path(cfg.model.chat_template)
@@ -340,10 +347,12 @@ def evaluate_identity(cfg: SSDConfig, model: str) -> tuple[dict, dict]:
 
 @reads("model", "sample", "eval")
 def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
-             check_first: bool = True) -> dict:
+             check_first: bool = True, greedy_from: str | Path | None = None) -> dict:
     """Samples cfg.eval.n responses per problem at each T_eval and grades them. Resumable per temperature; a
     directory holding another model's, benchmark's or settings' evaluation is refused unless `overwrite`.
-    `check_first`: run `preflight` before sampling (`ssd run` did it before its first stage)."""
+    `check_first`: run `preflight` before sampling (`ssd run` did it before its first stage). `greedy_from`: an
+    evaluation of the same model whose greedy point this one's is (the control's greedy is plain greedy): its T0
+    is copied, then found complete by its fingerprints (any difference and it is sampled again)."""
     from .sample import sample, sample_identity
     from .sampling.backends import load_engine, release
 
@@ -361,6 +370,11 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool 
     Stage("evaluate", out_dir, config, inputs, work=("T*", "results.json"), bookkeeping=("problems.jsonl",),
           adopt=legacy).claim(overwrite)
     atomic_write_jsonl(out_dir / "problems.jsonl", (p.raw for p in problems))
+    source = Path(greedy_from) / "T0" if greedy_from else None
+    if 0 in temps and source and (source / "summary.json").is_file() and not (out_dir / "T0").exists():
+        import shutil
+
+        shutil.copytree(source, out_dir / "T0")
     results = {}
     loaded = None  # the model is loaded once for the whole sweep, and only if some temperature needs sampling
     for t in temps:
@@ -383,6 +397,18 @@ def evaluate(cfg: SSDConfig, model: str, out_dir: str | Path, *, progress: bool 
     return report
 
 
+def control_config(cfg: SSDConfig) -> SSDConfig:
+    """The no-training control arm: the same evaluation of the base, decoded with eval.decoding=ssd_equivalent
+    (mirroring sample.*'s T_train / top-k / top-p unless eval.control_* are set)."""
+    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, decoding="ssd_equivalent"))
+
+
+def control_arm(cfg: SSDConfig) -> bool:
+    """Whether `ssd run` evaluates the control: eval.control, unless eval.decoding is already the control
+    (then the base arm is it)."""
+    return bool(cfg.eval.benchmark) and cfg.eval.control and cfg.eval.decoding == "plain"
+
+
 def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dict:
     """Best-vs-best pass@k difference (tuned − base), each at its own best T_eval for pass@k (among the
     temperatures with at least k samples), paired over problems, with a bootstrap 95 % CI."""
@@ -399,6 +425,25 @@ def compare_runs(base_dir: str | Path, tuned_dir: str | Path, k: int = 1) -> dic
     return {"base_T": tb, "tuned_T": tt, **paired_difference(base, tuned, k)}
 
 
-def eval_seconds(eval_dir: str | Path) -> float:
-    """Wall time of an `evaluate` directory: every temperature's sampling and grading manifests."""
-    return sum(read_json(m)["timings_s"]["total"] for m in Path(eval_dir).glob("T*/**/manifest.json"))
+def eval_seconds(eval_dir: str | Path, copied_from: str | Path | None = None) -> float:
+    """Wall time of an `evaluate` directory: every temperature's sampling and grading manifests, except those
+    copied unchanged from `copied_from` (the control's greedy point is the base's: `reuse_greedy`)."""
+    total = 0.0
+    for m in Path(eval_dir).glob("T*/**/manifest.json"):
+        twin = Path(copied_from) / m.relative_to(eval_dir) if copied_from else None
+        if not (twin and twin.is_file() and twin.read_bytes() == m.read_bytes()):
+            total += read_json(m)["timings_s"]["total"]
+    return total
+
+
+def compare_arms(eval_dir: Path, ks: list[int]) -> dict:
+    """Best-vs-best differences between an `ssd run`'s evaluated arms (eval_dir/base, control, tuned), for each k:
+    SSD - base (`best_vs_best_pass@k`) and, when the control was evaluated, SSD - control (`ssd_vs_control_pass@k`,
+    with the control's best T as `control_T`)."""
+    out = {}
+    for k in ks:
+        out[f"best_vs_best_pass@{k}"] = compare_runs(eval_dir / "base", eval_dir / "tuned", k)
+        if (eval_dir / "control" / "results.json").is_file():
+            d = compare_runs(eval_dir / "control", eval_dir / "tuned", k)
+            out[f"ssd_vs_control_pass@{k}"] = {"control_T": d.pop("base_T"), **d}
+    return out

@@ -50,7 +50,10 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
     stages: dict[str, dict] = {}
     t0 = time.time()
 
-    steps = 5 if cfg.eval.benchmark else 3
+    from .evaluate import control_arm, control_config
+
+    control = control_arm(cfg)
+    steps = (6 if control else 5) if cfg.eval.benchmark else 3
     echo(f"checks: {cfg.model.name_or_path}'s files, config and tokenizer"
          f"{', the grading sandbox' if cfg.eval.benchmark else ''} (before any long stage)")
     preflight(cfg, cfg.model.name_or_path, echo)
@@ -71,20 +74,24 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
     tuned = out / "train" / "model"
     evaluation = None
     if cfg.eval.benchmark:
-        from .evaluate import compare_runs, evaluate
+        from .evaluate import compare_arms, evaluate
+        from .sampling.control import describe
 
+        arms = [("base", cfg.model.name_or_path, cfg, "base")]
+        if control:
+            ccfg = control_config(cfg)
+            arms.append(("control", cfg.model.name_or_path, ccfg,
+                         f"control (the base, {describe(ccfg.eval.to_decoding(1.0, cfg.sample).control)})"))
+        arms.append(("tuned", str(tuned), cfg, "SSD"))
         results = {}
-        for i, (name, model) in enumerate((("base", cfg.model.name_or_path), ("tuned", str(tuned))), start=4):
-            echo(f"[{i}/{steps}] evaluate {name} on {cfg.eval.benchmark} -> {out / 'eval' / name}")
-            results[name] = evaluate(cfg, model, out / "eval" / name, progress=progress, overwrite=overwrite,
-                                     check_first=False)
-        evaluation = {**results, "best_vs_best_pass@1": compare_runs(out / "eval" / "base", out / "eval" / "tuned")}
+        for i, (name, model, acfg, label) in enumerate(arms, start=4):
+            echo(f"[{i}/{steps}] evaluate {label} on {cfg.eval.benchmark} -> {out / 'eval' / name}")
+            results[name] = evaluate(acfg, model, out / "eval" / name, progress=progress, overwrite=overwrite,
+                                     check_first=False, greedy_from=out / "eval" / "base" if name == "control" else None)
+        evaluation = {**results, **compare_arms(out / "eval", [1])}
         write_json(out / "eval" / "comparison.json", evaluation)
-        d = evaluation["best_vs_best_pass@1"]
-        echo(f"pass@1 base {results['base']['best_pass@1']['value']:.4f} (T {results['base']['best_temperature']}), "
-             f"SSD {results['tuned']['best_pass@1']['value']:.4f} (T {results['tuned']['best_temperature']}): "
-             f"difference {d['difference']:+.4f} (95% CI {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, "
-             f"{d['problems']} problems)")
+        for line in arms_lines(evaluation):
+            echo(line)
     else:
         echo(EVAL_MISSING.format(model=tuned))
     if stages["filter"]["counts"].get("held_out"):
@@ -118,6 +125,20 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
 
         echo(f"report: {write_report(out)[0]}")
     return summary
+
+
+def arms_lines(evaluation: dict, k: int = 1) -> list[str]:
+    """The console's verdict: each arm's best pass@k, SSD - base and SSD - control (paired, each at its best T)."""
+    names = {"base": "base", "control": "control", "tuned": "SSD"}
+    out = ["pass@1 at each arm's best T_eval: " + ", ".join(
+        f"{names[n]} {evaluation[n]['best_pass@1']['value']:.4f} (T {evaluation[n]['best_temperature']})"
+        for n in names if n in evaluation)]
+    for key, what in ((f"best_vs_best_pass@{k}", "SSD - base"), (f"ssd_vs_control_pass@{k}", "SSD - control")):
+        d = evaluation.get(key)
+        if d:
+            out.append(f"{what}: {d['difference']:+.4f} pass@{k} (95% CI {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, "
+                       f"paired over {d['problems']} problems)")
+    return out
 
 
 def _statement(analysis_dir: Path) -> str:
@@ -180,8 +201,12 @@ def _round_row(r: int, rcfg: SSDConfig, summary: dict) -> dict:
            "kept": summary["stages"]["filter"]["counts"].get("kept")}
     ev = summary.get("evaluation")
     if ev:
-        for name in ("base", "tuned"):
-            row[name] = {"best_temperature": ev[name]["best_temperature"], "pass@k": ev[name]["by_temperature"][ev[name]["best_temperature"]],
-                         "best_pass@1": ev[name]["best_pass@1"]}
+        for name in ("base", "control", "tuned"):
+            if name in ev:
+                row[name] = {"best_temperature": ev[name]["best_temperature"],
+                             "pass@k": ev[name]["by_temperature"][ev[name]["best_temperature"]],
+                             "best_pass@1": ev[name]["best_pass@1"]}
         row["gain"] = ev["best_vs_best_pass@1"]
+        if "ssd_vs_control_pass@1" in ev:
+            row["gain_over_control"] = ev["ssd_vs_control_pass@1"]
     return row

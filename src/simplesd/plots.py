@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CLASS_COLORS = {"lock": "#9db4d0", "fork": "#f0a040", "other": "#dddddd"}
-MODEL_COLORS = {"base": "#7f7f7f", "tuned": "#1f77b4", "SSD": "#1f77b4"}
+MODEL_COLORS = {"base": "#7f7f7f", "tuned": "#1f77b4", "SSD": "#1f77b4", "control": "#ff7f0e"}
 
 
 def _plt():
@@ -205,7 +205,7 @@ def pass_at_k_plot(tables: dict[str, dict], ks: list[str], path: Path) -> Path:
     for ax, k in zip(axes[0], ks):
         for j, (name, table) in enumerate(tables.items()):
             ts = [t for t in table if k in table[t]]
-            xs = [float(t) + (j - 0.5) * 0.02 for t in ts]
+            xs = [float(t) + (j - (len(tables) - 1) / 2) * 0.02 for t in ts]
             v = [table[t][k]["value"] for t in ts]
             err = [[table[t][k]["value"] - table[t][k]["ci95"][0] for t in ts],
                    [table[t][k]["ci95"][1] - table[t][k]["value"] for t in ts]]
@@ -224,12 +224,13 @@ def difficulty_plot(rows: dict[str, dict], path: Path) -> Path:
     diffs = [d for d in ("easy", "medium", "hard") if any(d in r for r in rows.values())]
     diffs += sorted({d for r in rows.values() for d in r} - set(diffs))
     fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.76 / max(len(rows), 1)
     for j, (name, r) in enumerate(rows.items()):
-        xs = [i + (j - 0.5) * 0.38 for i, d in enumerate(diffs) if d in r]
+        xs = [i + (j - (len(rows) - 1) / 2) * width for i, d in enumerate(diffs) if d in r]
         v = [r[d]["value"] for d in diffs if d in r]
         err = [[r[d]["value"] - r[d]["ci95"][0] for d in diffs if d in r],
                [r[d]["ci95"][1] - r[d]["value"] for d in diffs if d in r]]
-        ax.bar(xs, v, 0.38, yerr=err, capsize=3, label=name, color=MODEL_COLORS.get(name.split(" ")[0], None))
+        ax.bar(xs, v, width, yerr=err, capsize=3, label=name, color=MODEL_COLORS.get(name.split(" ")[0], None))
     ax.set_xticks(range(len(diffs)), [f"{d}\n({next(r[d]['problems'] for r in rows.values() if d in r)} problems)"
                                       for d in diffs])
     ax.set_ylabel("pass@1")
@@ -261,8 +262,9 @@ def rounds_plot(rounds: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def sweep_heatmap(rows: list[dict], base_pass1: float, path: Path) -> Path:
-    """Best pass@1 of the SSD model per (T_train, other settings), each cell with its best T_eval."""
+def sweep_heatmap(rows: list[dict], base_pass1: float, path: Path, arm: str = "SSD") -> Path:
+    """Best pass@1 of the SSD model (or of the control, `arm`) per (T_train, other settings), each cell with its
+    best T_eval."""
     import numpy as np
 
     plt = _plt()
@@ -279,6 +281,31 @@ def sweep_heatmap(rows: list[dict], base_pass1: float, path: Path) -> Path:
                 color="white" if r["pass@1"] < np.nanmean(grid) else "black", fontsize=8)
     ax.set_xticks(range(len(cols)), cols, rotation=20, ha="right")
     ax.set_yticks(range(len(temps)), [f"T_train {t:g}" for t in temps])
-    ax.set_title(f"SSD best pass@1 (base: {base_pass1:.3f})")
+    ax.set_title(f"{arm} best pass@1 (base: {base_pass1:.3f})")
     fig.colorbar(im, ax=ax, label="pass@1")
+    return _save(fig, path)
+
+
+def map_plot(rows: list[dict], path: Path) -> Path:
+    """`ssd demo --map`: SSD - base and SSD - control (best-vs-best pass@1 and pass@5, 95 % CIs) per base, bases
+    ordered as listed (weakest first), each labelled with its test greedy pass@1."""
+    plt = _plt()
+    ks = [k for k in ("pass@1", "pass@5") if any(k in r["ssd_minus_base"] for r in rows)]
+    fig, axes = plt.subplots(1, len(ks), figsize=(5.5 * len(ks), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        for j, (key, label, color) in enumerate((("ssd_minus_base", "SSD - base", "#1f77b4"),
+                                                 ("ssd_minus_control", "SSD - control", "#ff7f0e"))):
+            pts = [(i, r[key][k]) for i, r in enumerate(rows) if k in r.get(key, {})]
+            if not pts:
+                continue
+            xs = [i + (j - 0.5) * 0.3 for i, _ in pts]
+            v = [d["difference"] for _, d in pts]
+            err = [[d["difference"] - d["ci95"][0] for _, d in pts], [d["ci95"][1] - d["difference"] for _, d in pts]]
+            ax.errorbar(xs, v, yerr=err, fmt="o", capsize=4, label=label, color=color)
+        ax.axhline(0, color="#999999", lw=0.8)
+        ax.set_xticks(range(len(rows)), [f"{r['base']}\n(greedy {r['test_greedy_pass@1']:.2f})"
+                                         if r["test_greedy_pass@1"] is not None else r["base"] for r in rows])
+        ax.set_ylabel(f"best-vs-best {k} difference")
+        ax.set_title(f"{k}: SSD against the base and the control (95% CI)")
+        ax.legend()
     return _save(fig, path)

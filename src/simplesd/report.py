@@ -17,7 +17,7 @@ from .io import InputError, atomic_write_text, read_json
 
 ANALYSES = {"analysis": "held-out samples of this run (neither model trained on them)",
             "analysis-references": "testbed reference solutions with ground-truth lock/fork spans"}
-MODEL_NAMES = {"base": "base", "tuned": "SSD"}
+MODEL_NAMES = {"base": "base", "control": "control", "tuned": "SSD"}  # control: the no-training decoding rule
 
 
 def _read(path: Path):
@@ -89,9 +89,11 @@ def _overview(doc: _Doc, run: Path) -> None:
             rows.append([stage, m.get("finished_at"), f"{m['timings_s'].get('total', 0):.1f}", counts])
     from .evaluate import eval_seconds
 
-    for name in ("base", "tuned"):
+    for name in MODEL_NAMES:
         if (run / "eval" / name).is_dir():
-            rows.append([f"evaluate {MODEL_NAMES[name]}", None, f"{eval_seconds(run / 'eval' / name):.1f}", ""])
+            seconds = eval_seconds(run / "eval" / name, run / "eval" / "base" if name == "control" else None)
+            rows.append([f"evaluate {MODEL_NAMES[name]}", None, f"{seconds:.1f}",
+                         "greedy point reused from the base" if name == "control" and (run / "eval" / "control" / "T0").is_dir() else ""])
     for name in ANALYSES:
         m = _read(run / name / "manifest.json")
         if m:
@@ -145,12 +147,17 @@ def _headline(doc: _Doc, run: Path) -> None:
     """The lines people paste: the best-vs-best result and what the analysis found."""
     comp = _read(run / "eval" / "comparison.json")
     if comp:
-        for name in ("base", "tuned"):
-            r = comp[name]
-            doc.p(f"{MODEL_NAMES[name]}: best pass@1 {_ci(r['best_pass@1'])} at T_eval {r['best_temperature']}.")
-        d = comp["best_vs_best_pass@1"]
-        doc.p(f"SSD - base, each at its best T_eval: {d['difference']:+.3f} pass@1 (95% CI {d['ci95'][0]:+.3f} to "
-              f"{d['ci95'][1]:+.3f}, paired bootstrap over {d['problems']} problems).")
+        for name in MODEL_NAMES:
+            if name in comp:
+                r = comp[name]
+                doc.p(f"{MODEL_NAMES[name]}: best pass@1 {_ci(r['best_pass@1'])} at T_eval {r['best_temperature']}.")
+        for key, what in (("best_vs_best_pass@1", "SSD - base"), ("ssd_vs_control_pass@1", "SSD - control")):
+            d = comp.get(key)
+            if d:
+                doc.p(f"{what}, each at its best T_eval: {d['difference']:+.3f} pass@1 (95% CI {d['ci95'][0]:+.3f} to "
+                      f"{d['ci95'][1]:+.3f}, paired bootstrap over {d['problems']} problems).")
+        if comp.get("ssd_vs_control_pass@1"):
+            doc.p(control_verdict(comp["best_vs_best_pass@1"], comp["ssd_vs_control_pass@1"]))
     else:
         doc.p("Not evaluated (no eval.benchmark set for this run).")
     for name in ANALYSES:
@@ -240,7 +247,7 @@ def _training(doc: _Doc, run: Path) -> None:
 def eval_tables(eval_dir: Path) -> dict:
     """{model: {"by_temperature": {T: {pass@k: {value, ci95}}}, "best_temperature", "by_difficulty_at_best"}}"""
     out = {}
-    for name in ("base", "tuned"):
+    for name in MODEL_NAMES:
         res = _read(eval_dir / name / "results.json")
         if not res:
             continue
@@ -301,7 +308,11 @@ def _evaluation(doc: _Doc, run: Path) -> None:
                                      for n in tables for k in ks] for r, t in zip(rows, temps)])
     plot_ks = [k for k in ("pass@1", "pass@5") if k in ks] or ks[:1]
     doc.image(pass_at_k_plot({MODEL_NAMES[n]: v["by_temperature"] for n, v in tables.items()}, plot_ks,
-                             doc.files / "pass_at_k.png"), "pass@k per T_eval, base vs SSD, with 95% CIs")
+                             doc.files / "pass_at_k.png"),
+              f"pass@k per T_eval, {', '.join(MODEL_NAMES[n] for n in tables)}, with 95% CIs")
+    if "control" in tables:
+        doc.p("control = the base decoded with the no-training rule (eval.decoding=ssd_equivalent): what a model that "
+              "learned SSD's training distribution exactly would sample (README, Evaluation).")
     diff = {f"{MODEL_NAMES[n]} (T {v['best_temperature']})": v["by_difficulty_at_best"] for n, v in tables.items()
             if v["by_difficulty_at_best"]}
     if diff:
@@ -315,6 +326,32 @@ def _evaluation(doc: _Doc, run: Path) -> None:
         doc.table(["best vs best", "base T", "SSD T", "difference (SSD - base)", "95% CI", "problems"],
                   [[k, d["base_T"], d["tuned_T"], f"{d['difference']:+.3f}",
                     f"{d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}", d["problems"]] for k, d in best.items()])
+    versus = results.get("ssd_vs_control") or ({"pass@1": comp["ssd_vs_control_pass@1"]}
+                                               if comp and comp.get("ssd_vs_control_pass@1") else {})
+    if versus:
+        doc.table(["best vs best", "control T", "SSD T", "difference (SSD - control)", "95% CI", "problems"],
+                  [[k, d["control_T"], d["tuned_T"], f"{d['difference']:+.3f}",
+                    f"{d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}", d["problems"]] for k, d in versus.items()])
+
+
+def control_verdict(vs_base: dict, vs_control: dict) -> str:
+    """What the three arms mean for a user, from the two paired CIs (SSD - base, SSD - control)."""
+    def sign(d):
+        lo, hi = d["ci95"]
+        return 1 if lo > 0 else -1 if hi < 0 else 0
+
+    b, c = sign(vs_base), sign(vs_control)
+    if c > 0:
+        return ("SSD beat the no-training control: it learned something a decoding rule on the base does not give "
+                "(the paper's context-dependent reshaping)" + ("." if b > 0 else ", though not the best-tuned base."))
+    if c == 0 and b > 0:
+        return ("SSD beat the base but not the control (the difference to the control's CI includes 0): on this "
+                "benchmark the decoding rule alone may give the gain; try eval.decoding=ssd_equivalent on the base "
+                "before paying for training.")
+    if c < 0:
+        return "SSD did worse than the no-training control: the decoding rule on the base is the better choice here."
+    return ("Neither difference is distinguishable from 0 at 95 %: SSD did not measurably beat the base or the "
+            "decoding rule on these problems.")
 
 
 def _testbed(doc: _Doc, run: Path) -> None:

@@ -73,7 +73,7 @@ def sample_identity(cfg: SSDConfig) -> tuple[dict, dict]:
     # change the samples; the backend does
     placement = ("data_parallel_size", "tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend",
                  "gpu_memory_utilization", "max_model_len", "batch_size")
-    sample_cfg = {k: v for k, v in to_dict(cfg.sample).items() if k not in placement}
+    sample_cfg = {k: v for k, v in identity(cfg.sample, "sample").items() if k not in placement}
     against = [{k: v for k, v in t.describe().items() if k != "path"} for t in targets]  # files: by content, above
     stage_cfg = {"model": to_dict(cfg.model), "prompts": prompts, "sample": sample_cfg, "decontaminate_against": against}
     return stage_cfg, inputs
@@ -195,7 +195,7 @@ def sample(cfg: SSDConfig, out_dir: str | Path, *, progress: bool = True, overwr
 def _generate_shard(engine: Engine, cfg: SSDConfig, problems: list[Problem], shard: int) -> list[SampleRecord]:
     """All samples of one shard's problems, in (problem, sample index) order. Each record keeps the context's token
     ids as fed to the model and the ids it drew."""
-    s, d, tok = cfg.sample, cfg.sample.decoding(), engine.tokenizer
+    s, d, tok = cfg.sample, cfg.sample.to_decoding(), engine.tokenizer
     contexts = [context(p, cfg.prompts.system_prompt) for p in problems]
     prompt_ids = encode(tok, [render(tok, m) for m in contexts])
     thinking = [opens_reasoning(tok, m) for m in contexts]

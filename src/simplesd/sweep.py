@@ -41,6 +41,10 @@ def point_name(settings: dict[str, str]) -> str:
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in settings.items())
 
 
+# the no-training control's settings: a grid of these alone evaluates the control at each point, nothing trained
+CONTROL_KEYS = ("eval.control_temperature", "eval.control_top_k", "eval.control_top_p")
+
+
 def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[tuple[dict[str, str], SSDConfig]]:
     """(settings, config) for every point of the grid, each validated (an error names the key and point)."""
     points = []
@@ -48,9 +52,9 @@ def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[t
         settings = dict(zip(grid, values))
         pcfg = copy.deepcopy(cfg)
         for k, v in settings.items():
-            if k.split(".")[0] in ("eval", "output_dir", "pipeline"):
-                raise InputError(f"--grid {k}: a sweep varies sampling, filtering and training; T_eval is "
-                                 "--eval-temperatures")
+            if k.split(".")[0] in ("eval", "output_dir", "pipeline") and k not in CONTROL_KEYS:
+                raise InputError(f"--grid {k}: a sweep varies sampling, filtering, training and the control's "
+                                 f"settings ({', '.join(CONTROL_KEYS)}); T_eval is --eval-temperatures")
             apply_override(pcfg, f"{k}={v}")
         try:
             validate(pcfg)
@@ -81,9 +85,17 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, po
     echo(f"sweep: {len(points)} points; base evaluated once -> {out / 'base-eval'}")
     evaluate(cfg, cfg.model.name_or_path, out / "base-eval", progress=progress, overwrite=overwrite)
     todo = range(len(points)) if point is None else [point]
+    control_only = all(k in CONTROL_KEYS for k in grid)
     for i in todo:
         settings, pcfg = points[i]
         pdir = Path(pcfg.output_dir)
+        if control_only:  # a decoding rule on the base: evaluated, never trained
+            from .evaluate import control_config
+
+            echo(f"[point {i + 1}/{len(points)}] control {point_name(settings)} -> {pdir / 'eval' / 'control'}")
+            evaluate(control_config(pcfg), cfg.model.name_or_path, pdir / "eval" / "control", progress=progress,
+                     overwrite=overwrite, check_first=False, greedy_from=out / "base-eval")
+            continue
         done = pdir / "run.json"
         if done.is_file() and identity(read_json(done).get("config") or {}) == identity(pcfg):
             echo(f"[point {i + 1}/{len(points)}] {point_name(settings)}: done, skipped")
@@ -95,18 +107,36 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, po
     if point is not None:
         echo(f"sweep: point {point} done; rerun without --point to tabulate every finished point")
         return None
-    return tabulate(out, points)
+    return tabulate(out, points, control_only)
 
 
-def tabulate(out: Path, points: list[tuple[dict[str, str], SSDConfig]]) -> dict:
+def _control_point(out: Path, pcfg: SSDConfig) -> dict:
+    """A control-only point as a run's evaluation: the control's results in the `tuned` slot, against the base."""
+    from .evaluate import compare_runs
+
+    pdir = Path(pcfg.output_dir) / "eval" / "control"
+    return {"tuned": read_json(pdir / "results.json"), "base": read_json(out / "base-eval" / "results.json"),
+            "best_vs_best_pass@1": compare_runs(out / "base-eval", pdir)}
+
+
+def tabulate(out: Path, points: list[tuple[dict[str, str], SSDConfig]], control_only: bool = False) -> dict:
+    """sweep.json/csv/md/png over the finished points: the SSD model's best pass@1 per point against the base (and
+    against the point's control when it was evaluated); for a grid of control settings alone, the control's."""
     rows = []
     for settings, pcfg in points:
-        info = read_json(Path(pcfg.output_dir) / "run.json")
-        ev = info["evaluation"]
+        if control_only:
+            ev = _control_point(out, pcfg)
+        else:
+            ev = read_json(Path(pcfg.output_dir) / "run.json")["evaluation"]
         tuned, base = ev["tuned"], ev["base"]
         s = pcfg.sample
+        if control_only:  # the heatmap's rows and columns: the support the control keeps
+            from .evaluate import control_config
+
+            c = control_config(pcfg).eval.to_decoding(1.0, s)
+            s = type(s)(temperature=c.control_temperature, top_k=c.control_top_k, top_p=c.control_top_p)
         rows.append({
-            "point": point_name(settings), **settings,
+            "point": point_name(settings), **settings, "arm": "control" if control_only else "SSD",
             "T_train": s.temperature, "truncation": _truncation(s),
             "column": "; ".join([_truncation(s), *(f"{k.split('.')[-1]}={v}" for k, v in settings.items()
                                                    if k not in ("sample.temperature", "sample.top_k", "sample.top_p",
@@ -116,27 +146,36 @@ def tabulate(out: Path, points: list[tuple[dict[str, str], SSDConfig]]) -> dict:
             "pass@k": tuned["by_temperature"][tuned["best_temperature"]],
             "base_pass@1": base["best_pass@1"]["value"], "base_best_T_eval": float(base["best_temperature"]),
             "difference": ev["best_vs_best_pass@1"]["difference"], "difference_ci95": ev["best_vs_best_pass@1"]["ci95"],
+            **({"vs_control": ev["ssd_vs_control_pass@1"]["difference"],
+                "vs_control_ci95": ev["ssd_vs_control_pass@1"]["ci95"]} if ev.get("ssd_vs_control_pass@1") else {}),
         })
     best = max(rows, key=lambda r: r["pass@1"])
     result = {"points": rows, "best": best["point"], "base_pass@1": rows[0]["base_pass@1"],
-              "base_best_T_eval": rows[0]["base_best_T_eval"]}
+              "base_best_T_eval": rows[0]["base_best_T_eval"], "arm": "control" if control_only else "SSD"}
     write_json(out / "sweep.json", result)
     keys = list(points[0][0])
-    header = ["point", *keys, "best T_eval", "pass@1", "95% CI", "vs base", "95% CI of difference"]
+    versus = any("vs_control" in r for r in rows)
+    header = ["point", *keys, "best T_eval", "pass@1", "95% CI", "vs base", "95% CI of difference",
+              *(["vs control", "95% CI of difference to control"] if versus else [])]
     lines = [",".join(header)]
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["point"], *(str(r[k]) for k in keys), f"{r['best_T_eval']:g}", f"{r['pass@1']:.4f}",
                  f"{r['pass@1_ci95'][0]:.4f}..{r['pass@1_ci95'][1]:.4f}", f"{r['difference']:+.4f}",
                  f"{r['difference_ci95'][0]:+.4f}..{r['difference_ci95'][1]:+.4f}"]
+        if versus:
+            cells += ([f"{r['vs_control']:+.4f}", f"{r['vs_control_ci95'][0]:+.4f}..{r['vs_control_ci95'][1]:+.4f}"]
+                      if "vs_control" in r else ["", ""])
         lines.append(",".join(cells))
         md.append("| " + " | ".join(cells) + " |")
     atomic_write_text(out / "sweep.csv", "\n".join(lines) + "\n")
+    what = ("The control (the base under eval.decoding=ssd_equivalent, nothing trained) at each point"
+            if control_only else "The SSD model at each point")
     atomic_write_text(out / "sweep.md", f"Base model: best pass@1 {result['base_pass@1']:.4f} at T_eval "
-                      f"{result['base_best_T_eval']:g}. Best point: {best['point']}.\n\n" + "\n".join(md) + "\n")
+                      f"{result['base_best_T_eval']:g}. {what}. Best point: {best['point']}.\n\n" + "\n".join(md) + "\n")
     from .plots import sweep_heatmap
 
-    sweep_heatmap(rows, result["base_pass@1"], out / "sweep.png")
+    sweep_heatmap(rows, result["base_pass@1"], out / "sweep.png", arm=result["arm"])
     return result
 
 

@@ -75,10 +75,14 @@ class SeededDraw:
         import torch
         from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-        self.warpers = [make(v) for make, v, on in ((TemperatureLogitsWarper, d.temperature, d.temperature != 1.0),
-                                                    (TopKLogitsWarper, d.top_k, d.top_k > 0),
-                                                    (TopPLogitsWarper, d.top_p, d.top_p < 1.0),
-                                                    (MinPLogitsWarper, d.min_p, d.min_p > 0)) if on]
+        from .control import ControlSupport
+
+        # the no-training control (decoding ssd_equivalent) first: the training support, logits / T_train
+        self.warpers = [ControlSupport(*d.control)] if d.control else []
+        self.warpers += [make(v) for make, v, on in ((TemperatureLogitsWarper, d.temperature, d.temperature != 1.0),
+                                                     (TopKLogitsWarper, d.top_k, d.top_k > 0),
+                                                     (TopPLogitsWarper, d.top_p, d.top_p < 1.0),
+                                                     (MinPLogitsWarper, d.min_p, d.min_p > 0)) if on]
         # every row's uniforms for the whole generation, drawn up front from its own seeded generator
         self.uniforms = torch.stack([torch.rand(d.max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
                                      for s in seeds])
@@ -123,6 +127,10 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], d: Decoding, stop
             raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(prompts) * n} sequences")
         # generate's own warpers off: SeededDraw applies them, in generate's order, and draws
         kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, logits_processor=[SeededDraw(seeds, d)])
+    elif d.control:  # greedy under the control: the argmax of the support-restricted logits (plain greedy's)
+        from .control import ControlSupport
+
+        kwargs.update(logits_processor=[ControlSupport(*d.control)])
     with torch.inference_mode():
         out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
     new = out[:, enc["input_ids"].shape[1]:].tolist()
@@ -193,7 +201,13 @@ def load_engine(cfg: SSDConfig, max_prompt_tokens: int = 0) -> Engine:
                           "max_position_embeddings", None)
         # no more than the model has; a sample that reaches it ends there with finish_reason length
         max_len = min(max_prompt_tokens + s.max_new_tokens, int(context or 1 << 30))
+    control = {}
+    if s.decoding == "ssd_equivalent":  # the control runs inside vLLM's engine as a custom logits processor
+        from .vllm_control import VllmControlSupport
+
+        control = {"logits_processors": [VllmControlSupport]}
     llm = LLM(
+        **control,
         model=cfg.model.name_or_path,
         revision=cfg.model.revision,
         trust_remote_code=cfg.model.trust_remote_code,
@@ -238,6 +252,7 @@ def vllm_sampling_params(d: Decoding, seed: int, stop_ids: list[int], logprobs: 
         n=1, temperature=d.temperature, top_k=0 if greedy else d.top_k, top_p=1.0 if greedy else d.top_p,
         min_p=0.0 if greedy else d.min_p, seed=seed, max_tokens=d.max_new_tokens, repetition_penalty=1.0,
         presence_penalty=0.0, frequency_penalty=0.0, stop_token_ids=stop_ids, logprobs=logprobs, detokenize=False,
+        extra_args={"simplesd_control": list(d.control)} if d.control else None,
     )
 
 

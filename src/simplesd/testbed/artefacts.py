@@ -35,6 +35,30 @@ def shipped_base() -> Path:
     return SETTINGS / "base"
 
 
+BASES_YAML = SETTINGS / "bases.yaml"
+
+
+def shipped_bases() -> tuple[str, dict[str, dict]]:
+    """(the default base's name, {name: {"dir": Path, "why": str}}) from bases.yaml, weakest first as listed."""
+    from ..config import read_yaml
+
+    data = read_yaml(BASES_YAML)
+    return data["default"], {name: {"dir": SETTINGS / b["dir"], "why": b["why"]} for name, b in data["bases"].items()}
+
+
+def resolve_base(base: str | Path | None) -> tuple[str, Path, str]:
+    """`ssd demo --base`: a shipped base's name (or none: the default) or a directory built by `ssd testbed build`.
+    Returns (name, directory, why it is that base)."""
+    default, bases = shipped_bases()
+    if base is None or str(base) in bases:
+        name = default if base is None else str(base)
+        return name, bases[name]["dir"], bases[name]["why"]
+    path = Path(base)
+    if not path.is_dir():
+        raise InputError(f"--base {base}: neither a shipped base ({', '.join(bases)}) nor a directory")
+    return path.name, path, "given with --base"
+
+
 def read_build_manifest(model_dir: str | Path) -> dict:
     p = Path(model_dir) / "build_manifest.json"
     if not p.is_file():

@@ -48,6 +48,8 @@ class BuildConfig:
     weight_decay: float
     max_seq_length: int
     dev_max_new_tokens: int
+    save_steps: int
+    snapshots: list  # [round, step] pairs: checkpoints exported as bases of lower strength, each measured on dev
 
 
 BUILD_YAML, REDUCED_YAML = SETTINGS / "build.yaml", SETTINGS / "build-reduced.yaml"
@@ -110,6 +112,7 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
     from .tiny import build_tiny_model, build_tokenizer
 
     bcfg = bcfg or load_build_config()
+    snapshots = _snapshot_steps(bcfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -153,7 +156,9 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
         tc.learning_rate = bcfg.learning_rate if i == 0 else bcfg.continue_learning_rate
         tc.epochs, tc.warmup_ratio, tc.weight_decay = bcfg.epochs, bcfg.warmup_ratio, bcfg.weight_decay
         tc.effective_batch_size = tc.per_device_batch_size = bcfg.batch_size
-        tc.max_seq_length, tc.save_steps, tc.logging_steps, tc.seed = bcfg.max_seq_length, 100, 10, bcfg.seed
+        tc.max_seq_length, tc.save_steps, tc.logging_steps, tc.seed = bcfg.max_seq_length, bcfg.save_steps, 10, bcfg.seed
+        if any(r == i + 1 for r, _ in snapshots):  # a snapshot's checkpoint must outlive the round
+            tc.save_total_limit = 1000
         m = train(cfg, rows_file, stage_dir, progress=progress)
         rounds_done.append({k: m["counts"][k] for k in ("optimizer_steps", "first_loss", "final_loss", "trained_tokens")}
                            | {"learning_rate": tc.learning_rate, "seconds": round(m["timings_s"]["total"], 1)})
@@ -168,6 +173,13 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
     ecfg = dev_eval_config(out / "data" / "dev.jsonl", bcfg.dev_max_new_tokens)
     dev = evaluate(ecfg, str(out / "model"), out / "dev_eval", progress=progress)
     timings["dev_eval"] = time.time() - t
+    snapshot_rows = []
+    for r, step in snapshots:
+        name = f"round{r}-step{step}"
+        echo(f"[5/5] snapshot {name}: export and greedy pass@1 on dev -> {out / 'snapshots' / name}")
+        stage_dir = out / ("pretrain" if r == 1 else f"pretrain_{r}")
+        snapshot_rows.append(_snapshot(out, stage_dir / "checkpoints" / f"checkpoint-{step}", name, ecfg, progress,
+                                       {"round": r, "step": step}))
     timings["this_invocation"] = time.time() - t0  # rounds finished by an earlier invocation were skipped
     timings["total"] = sum(v for k, v in timings.items() if k != "this_invocation")
 
@@ -182,14 +194,62 @@ def build(out_dir: str | Path, bcfg: BuildConfig | None = None, progress: bool =
         "pretrain": {"optimizer_steps": sum(r["optimizer_steps"] for r in rounds_done),
                      "final_loss": rounds_done[-1]["final_loss"], "rounds": rounds_done},
         "dev_greedy_pass@1": dev["by_temperature"]["0"]["pass@1"],
+        "dev_greedy_outcomes": dev_outcomes(out / "dev_eval", out / "data" / "dev.jsonl"),
+        "snapshots": snapshot_rows,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "model_files": file_hashes(out / "model"),
         "environment": environment(),
     }
     write_json(out / "model" / "build_manifest.json", manifest)
+    for row in snapshot_rows:  # each snapshot is a base `ssd demo --base` verifies like the shipped one
+        before = sum(x["optimizer_steps"] for x in rounds_done[:row["round"] - 1])
+        write_json(out / "snapshots" / row["name"] / "build_manifest.json", {
+            **manifest, "snapshot_of": {"round": row["round"], "step": row["step"], "build_final_model_files": manifest["model_files"]},
+            "pretrain": {"optimizer_steps": before + row["step"], "rounds": rounds_done[:row["round"] - 1]
+                         + [{**rounds_done[row["round"] - 1], "optimizer_steps": row["step"], "stopped_at_snapshot": True}]},
+            "dev_greedy_pass@1": row["dev_greedy_pass@1"], "dev_greedy_outcomes": row["dev_greedy_outcomes"], "snapshots": [],
+            "parameters": params, "model_files": file_hashes(out / "snapshots" / row["name"])})
     echo(f"built: {params:,} parameters, {manifest['pretrain']['optimizer_steps']} steps, dev greedy pass@1 "
          f"{manifest['dev_greedy_pass@1']:.3f}, {timings['total'] / 60:.1f} min")
     return manifest
+
+
+def _snapshot_steps(bcfg: BuildConfig) -> list[tuple[int, int]]:
+    out = []
+    for item in bcfg.snapshots:
+        if (not isinstance(item, (list, tuple)) or len(item) != 2 or not all(isinstance(x, int) for x in item)
+                or not 1 <= item[0] <= len(bcfg.pretrain_rounds) or item[1] <= 0 or item[1] % bcfg.save_steps):
+            raise InputError(f"build setting 'snapshots': {item!r} is not [round, step] with a round of "
+                             f"pretrain_rounds and a step that is a multiple of save_steps ({bcfg.save_steps})")
+        out.append((item[0], item[1]))
+    return out
+
+
+def dev_outcomes(eval_dir: Path, dev_file: Path) -> dict:
+    """Greedy outcomes on dev by kind (passed, loop, skip, ...), what a base's strength is chosen by."""
+    from .demo import _records, failure_kinds
+
+    return failure_kinds(eval_dir, _records(dev_file))
+
+
+def _snapshot(out: Path, checkpoint: Path, name: str, ecfg, progress: bool, where: dict) -> dict:
+    """A pretraining checkpoint exported as a base of its own (float16, with a build manifest of its own that
+    names the build, its round and step, and its dev greedy pass@1 and outcomes)."""
+    from ..evaluate import evaluate
+
+    if not checkpoint.is_dir():
+        raise InputError(f"{checkpoint}: no checkpoint for snapshot {name} (the round ended before that step?)")
+    model = out / "snapshots" / name
+    if not (model / "model.safetensors").is_file():
+        export_fp16(checkpoint, model)
+    done = model / "build_manifest.json"
+    if done.is_file() and read_json(done)["model_files"] == file_hashes(model):  # a rerun: measured already
+        m = read_json(done)
+        return {"name": name, **where, "dev_greedy_pass@1": m["dev_greedy_pass@1"],
+                "dev_greedy_outcomes": m["dev_greedy_outcomes"]}
+    dev = evaluate(ecfg, str(model), out / "snapshots" / f"{name}-dev_eval", progress=progress)
+    return {"name": name, **where, "dev_greedy_pass@1": dev["by_temperature"]["0"]["pass@1"],
+            "dev_greedy_outcomes": dev_outcomes(out / "snapshots" / f"{name}-dev_eval", out / "data" / "dev.jsonl")}
 
 
 def dev_eval_config(problems: str | Path, max_new_tokens: int, temperatures=(0.0,), n: int = 1):

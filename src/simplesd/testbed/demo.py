@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import SSDConfig, apply_mapping, read_yaml, validate
 from ..io import InputError, atomic_write_jsonl, read_json, read_jsonl, write_json
-from .artefacts import SETTINGS, shipped_base, verify_base, write_splits
+from .artefacts import SETTINGS, resolve_base, shipped_base, shipped_bases, verify_base, write_splits
 
 DEMO_YAML = SETTINGS / "demo.yaml"
 _SECTIONS = {"ssd", "quick", "ablation"}
@@ -183,8 +183,10 @@ def _stage_times(run_dir: Path) -> dict:
         out[stage] = round(m["timings_s"]["total"], 1)
     from ..evaluate import eval_seconds
 
-    for name in ("base", "tuned"):
-        out[f"evaluate_{name}"] = round(eval_seconds(run_dir / "eval" / name), 1)
+    for name in ("base", "control", "tuned"):
+        if (run_dir / "eval" / name).is_dir():
+            out[f"evaluate_{name}"] = round(eval_seconds(run_dir / "eval" / name, run_dir / "eval" / "base"
+                                                         if name == "control" else None), 1)
     for name in ("analysis", "analysis-references"):
         if (run_dir / name / "manifest.json").is_file():
             out[name] = round(read_json(run_dir / name / "manifest.json")["timings_s"]["total"], 1)
@@ -199,6 +201,19 @@ def diagnostics(run_dir: Path, data: dict[str, Path], cfg: SSDConfig, progress: 
     out = {"base": _eval_table(eval_dir / "base"), "ssd": _eval_table(eval_dir / "tuned")}
     ks = [1, 5] if cfg.eval.n >= 5 else [1]
     out["best_vs_best"] = {f"pass@{k}": compare_runs(eval_dir / "base", eval_dir / "tuned", k) for k in ks}
+    if (eval_dir / "control" / "results.json").is_file():  # the no-training control: a decoding rule on the base
+        from ..evaluate import control_config
+        from ..sampling.control import describe
+
+        out["control"] = {**_eval_table(eval_dir / "control"),
+                          "decoding": describe(control_config(cfg).eval.to_decoding(1.0, cfg.sample).control)}
+        out["ssd_vs_control"] = {}
+        out["control_vs_base"] = {}
+        for k in ks:
+            d = compare_runs(eval_dir / "control", eval_dir / "tuned", k)
+            out["ssd_vs_control"][f"pass@{k}"] = {"control_T": d.pop("base_T"), **d}
+            d = compare_runs(eval_dir / "base", eval_dir / "control", k)
+            out["control_vs_base"][f"pass@{k}"] = {"base_T": d["base_T"], "control_T": d.pop("tuned_T"), **d}
     greedy = "0" if "0" in out["base"]["by_temperature"] else None
     if greedy:
         out["greedy_failure_kinds"] = {"base": failure_kinds(eval_dir / "base", records),
@@ -230,10 +245,11 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
     t0 = time.time()
     out = writable_dir(output_dir)
     settings = demo_settings(config)  # a bad demo config fails before any work
-    base_dir = Path(base) if base else shipped_base()
+    base_name, base_dir, why = resolve_base(base)
     manifest = verify_base(base_dir)
-    echo(f"base: {base_dir} ({manifest['parameters']:,} parameters, pretrained {manifest['pretrain']['optimizer_steps']} "
-         f"steps; dev greedy pass@1 {manifest['dev_greedy_pass@1']:.3f} at build time)")
+    echo(f"base: {base_name} = {base_dir} ({manifest['parameters']:,} parameters, pretrained "
+         f"{manifest['pretrain']['optimizer_steps']} steps; dev greedy pass@1 {manifest['dev_greedy_pass@1']:.3f} at "
+         f"build time)\n      why this base: {why}")
     data = write_splits(manifest, out / "data")
     if split not in ("test", "dev"):
         raise InputError(f"--split: expected test or dev, got {split!r}")
@@ -250,7 +266,9 @@ def demo(output_dir: str = "runs/demo", quick: bool = False, ablation: bool = Fa
     analyze(cfg, str(base_dir), str(out / "train" / "model"),
             reference_texts(data["test"], out / "data" / "references.jsonl"), out / "analysis-references",
             progress=progress, overwrite=overwrite)
-    results = {"base_model": str(base_dir), "build": {k: manifest[k] for k in ("parameters", "pretrain", "dev_greedy_pass@1")},
+    results = {"base_model": str(base_dir), "base_name": base_name, "base_why": why,
+               "build": {k: manifest[k] for k in ("parameters", "pretrain", "dev_greedy_pass@1", "dev_greedy_outcomes",
+                                                  "snapshot_of") if k in manifest},
                "quick": quick, "eval_split": split, "overrides": list(overrides), "settings": settings["_files"],
                "config": str(out / "config.yaml"), "test_problems": sum(1 for _ in read_jsonl(data["test"])),
                **diagnostics(out, data, cfg, progress)}
@@ -279,18 +297,32 @@ def _fmt(x) -> str:
 
 
 def render(r: dict) -> list[str]:
-    title = (f"SSD on the testbed ({r['test_problems']} {r['eval_split']} problems; base built with "
-             f"{r['build']['parameters']:,} parameters){' [quick]' if r['quick'] else ''}")
-    lines = ["", title, "", "T_eval   base pass@1  pass@5    SSD pass@1  pass@5"]
+    title = (f"SSD on the testbed ({r['test_problems']} {r['eval_split']} problems; base {r.get('base_name', '')} "
+             f"built with {r['build']['parameters']:,} parameters){' [quick]' if r['quick'] else ''}")
+    arms = [("base", "base"), *([("control", "control")] if "control" in r else []), ("ssd", "SSD")]
+    lines = ["", title, "", "T_eval  " + "".join(f"{label + ' pass@1':>15}  {'pass@5':>6}" for _, label in arms)]
     for t in r["base"]["by_temperature"]:
-        b, s = r["base"]["by_temperature"][t], r["ssd"]["by_temperature"].get(t, {})
-        lines.append(f"{'greedy' if t == '0' else t:<8} {_fmt(b['pass@1']['value']):>11}  "
-                     f"{_fmt(b.get('pass@5', {}).get('value')):>6}    {_fmt(s.get('pass@1', {}).get('value')):>10}  "
-                     f"{_fmt(s.get('pass@5', {}).get('value')):>6}")
+        row = f"{'greedy' if t == '0' else t:<8}"
+        for name, _ in arms:
+            v = r[name]["by_temperature"].get(t, {})
+            row += f"{_fmt(v.get('pass@1', {}).get('value')):>15}  {_fmt(v.get('pass@5', {}).get('value')):>6}"
+        lines.append(row)
     lines.append("")
+    if "control" in r:
+        lines.append(f"control: the base decoded with the no-training rule, {r['control']['decoding']}")
     for k, d in r["best_vs_best"].items():
         lines.append(f"best-vs-best {k}: base (T {d['base_T']}) -> SSD (T {d['tuned_T']}): {d['difference']:+.3f} "
                      f"(95% CI {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}, {d['problems']} problems)")
+    for k, d in r.get("ssd_vs_control", {}).items():
+        lines.append(f"best-vs-best {k}: control (T {d['control_T']}) -> SSD (T {d['tuned_T']}): {d['difference']:+.3f} "
+                     f"(95% CI {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})")
+    for k, d in r.get("control_vs_base", {}).items():
+        lines.append(f"best-vs-best {k}: base (T {d['base_T']}) -> control (T {d['control_T']}): {d['difference']:+.3f} "
+                     f"(95% CI {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})")
+    if "ssd_vs_control" in r:
+        from ..report import control_verdict
+
+        lines.append(control_verdict(r["best_vs_best"]["pass@1"], r["ssd_vs_control"]["pass@1"]))
     if "greedy_failure_kinds" in r:
         for name, kinds in r["greedy_failure_kinds"].items():
             lines.append(f"greedy outcomes, {name}: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
@@ -318,4 +350,98 @@ def render(r: dict) -> list[str]:
         lines.append(f"ablation (T_train 2.0, no truncation): best-vs-best pass@1 {a['difference']:+.3f} "
                      f"(95% CI {a['ci95'][0]:+.3f} to {a['ci95'][1]:+.3f}); SSD best pass@1 at T "
                      f"{r['ablation']['ssd']['best_temperature']}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The map: when does SSD help? Every shipped base, the same demo on each.
+
+
+def demo_map(output_dir: str = "runs/demo-map", quick: bool = False, ablation: bool = False, progress: bool = True,
+             overwrite: bool = False, echo=print, config: str | None = None, overrides: list[str] = ()) -> dict:
+    """`ssd demo --map`: the demo on every shipped base (OUT/NAME/, each resumable), then OUT/results.json, map.md
+    and map.png: per base, its strength (dev and test greedy pass@1, greedy loop and skip rates), the share of
+    correct self-samples, SSD - base and SSD - control (pass@1, pass@5, paired 95 % CIs), and the lock tail mass
+    and fork entropy before and after. `ablation`: the paper's stress test too, on the weakest base."""
+    from ..io import atomic_write_text
+    from ..io import output_dir as writable_dir
+    from ..plots import map_plot
+
+    out = writable_dir(output_dir)
+    _, bases = shipped_bases()
+    rows = []
+    for i, name in enumerate(bases):
+        echo(f"== map: base {name} ({i + 1}/{len(bases)}) -> {out / name}")
+        r = demo(str(out / name), quick=quick, base=name, ablation=ablation and i == 0, progress=progress,
+                 overwrite=overwrite, echo=echo, config=config, overrides=overrides)
+        rows.append(map_row(name, r))
+    result = {"bases": rows, "quick": quick, "settings": list(overrides),
+              "runs": {n: str(out / n / "results.json") for n in bases}}
+    write_json(out / "results.json", result)
+    atomic_write_text(out / "map.md", "\n".join(map_table(rows)) + "\n")
+    map_plot(rows, out / "map.png")
+    for line in map_table(rows):
+        echo(line)
+    echo(f"map: {out / 'results.json'}, {out / 'map.md'}, {out / 'map.png'}")
+    return result
+
+
+def map_row(name: str, r: dict) -> dict:
+    """One base's line of the map, from its demo results."""
+    greedy = r.get("greedy_failure_kinds", {}).get("base", {})
+    total = sum(greedy.values()) or None
+    held = r.get("analysis", {}).get("analysis", {})
+    row = {"base": name, "pretrain_steps": r["build"]["pretrain"]["optimizer_steps"],
+           "dev_greedy_pass@1": r["build"]["dev_greedy_pass@1"],
+           "dev_greedy_outcomes": r["build"].get("dev_greedy_outcomes"),
+           "test_greedy_pass@1": r["base"]["by_temperature"].get("0", {}).get("pass@1", {}).get("value"),
+           "test_greedy_loop_rate": greedy.get("loop", 0) / total if total else None,
+           "test_greedy_skip_rate": greedy.get("skip", 0) / total if total else None,
+           "self_samples_correct": r["self_samples"]["share_correct"],
+           "ssd_minus_base": {k: _diff(d) for k, d in r["best_vs_best"].items()},
+           "ssd_minus_control": {k: _diff(d) for k, d in r.get("ssd_vs_control", {}).items()},
+           "control_minus_base": {k: _diff(d) for k, d in r.get("control_vs_base", {}).items()},
+           "best_T": {"base": r["base"]["best_temperature"], "control": r.get("control", {}).get("best_temperature"),
+                      "ssd": r["ssd"]["best_temperature"]}}
+    for key in ("lock_tail_mass", "fork_entropy"):
+        f = held.get(key)
+        row[key] = {"base": f["base"], "ssd": f["tuned"]} if f else None
+    if "ablation" in r:
+        row["ablation_ssd_minus_base"] = {k: _diff(d) for k, d in r["ablation"]["best_vs_best"].items()}
+        row["ablation_ssd_minus_control"] = {k: _diff(d) for k, d in r["ablation"].get("ssd_vs_control", {}).items()}
+    return row
+
+
+def _diff(d: dict) -> dict:
+    return {"difference": d["difference"], "ci95": d["ci95"], "problems": d["problems"]}
+
+
+def _ci(d: dict | None) -> str:
+    if not d:
+        return "not measured"
+    return f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
+
+
+def map_table(rows: list[dict]) -> list[str]:
+    """The map as a Markdown table (docs/testbed.md shows the one measured)."""
+    head = ["base", "steps", "dev greedy pass@1", "test greedy pass@1", "greedy loops / skips", "self-samples correct",
+            "SSD - base pass@1", "SSD - control pass@1", "SSD - base pass@5", "SSD - control pass@5",
+            "lock tail mass base -> SSD", "fork entropy base -> SSD"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lt, fe = r["lock_tail_mass"], r["fork_entropy"]
+        lines.append("| " + " | ".join([
+            r["base"], str(r["pretrain_steps"]), f"{r['dev_greedy_pass@1']:.3f}", _fmt(r["test_greedy_pass@1"]),
+            (f"{r['test_greedy_loop_rate']:.1%} / {r['test_greedy_skip_rate']:.1%}"
+             if r["test_greedy_loop_rate"] is not None else "not measured"),
+            f"{r['self_samples_correct']:.1%}",
+            _ci(r["ssd_minus_base"].get("pass@1")), _ci(r["ssd_minus_control"].get("pass@1")),
+            _ci(r["ssd_minus_base"].get("pass@5")), _ci(r["ssd_minus_control"].get("pass@5")),
+            f"{lt['base']:.4f} -> {lt['ssd']:.4f}" if lt else "not measured",
+            f"{fe['base']:.3f} -> {fe['ssd']:.3f}" if fe else "not measured"]) + " |")
+    abl = [r for r in rows if "ablation_ssd_minus_base" in r]
+    for r in abl:
+        lines.append(f"\nAblation (T_train 2.0, no truncation) on base {r['base']}: SSD - base pass@1 "
+                     f"{_ci(r['ablation_ssd_minus_base'].get('pass@1'))}, SSD - control pass@1 "
+                     f"{_ci(r['ablation_ssd_minus_control'].get('pass@1'))}.")
     return lines
