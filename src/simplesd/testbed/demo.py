@@ -350,6 +350,10 @@ def render(r: dict) -> list[str]:
         lines.append(f"ablation (T_train 2.0, no truncation): best-vs-best pass@1 {a['difference']:+.3f} "
                      f"(95% CI {a['ci95'][0]:+.3f} to {a['ci95'][1]:+.3f}); SSD best pass@1 at T "
                      f"{r['ablation']['ssd']['best_temperature']}")
+        c = r["ablation"].get("ssd_vs_control", {}).get("pass@1")
+        if c:
+            lines.append(f"ablation SSD - its control ({r['ablation']['control']['decoding']}): {c['difference']:+.3f} "
+                         f"(95% CI {c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f})")
     return lines
 
 
