@@ -9,7 +9,7 @@ DESCRIPTION = ("Runs `ssd run` on the shipped tiny code model and its task famil
                "eval.decoding=ssd_equivalent; the SSD model, self-distilled with the paper's sampling settings) and "
                "writes OUT/results.json (pass@1/pass@5 per T_eval and arm, best-vs-best SSD - base and SSD - control "
                "with paired 95 % bootstrap CIs, self-sample correctness, greedy failure kinds, stage times, lock/fork "
-               "analyses) and OUT/report.html. About 10 minutes on 2 cores. Its settings are "
+               "analyses) and OUT/report.html. About 14 minutes on 2 cores. Its settings are "
                "src/simplesd/testbed/demo.yaml (configs/testbed/demo.yaml in a checkout); its bases bases.yaml.")
 
 
