@@ -40,6 +40,10 @@ def test_yaml_then_overrides(tmp_path):
         ("train.lora=1", "config key 'train.lora' is a section"),
         ("sample", "expected key.sub=value"),
         ("train.effective_batch_size=30", "multiple of train.per_device_batch_size"),
+        ("train.report_to=tensorboard,mlflow", "config key 'train.report_to': each tracker must be one of tensorboard, wandb, trackio, none"),
+        ("train.report_to=none,wandb", "none cannot be combined"),
+        ("train.push_to_hub=true", "config key 'train.hub_model_id': train.push_to_hub needs the Hub repo"),
+        ("train.hub_model_id=just-a-name", "config key 'train.hub_model_id': expected a Hub repo id NAMESPACE/NAME"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
@@ -102,13 +106,13 @@ def test_stage_help_lists_every_key_it_reads():
 def test_keys_added_later_leave_old_run_directories_matching():
     """A key added after run directories recorded their config is left out of a stage's identity while at its
     default (an old directory still resumes), and counts once it is set."""
-    from simplesd.config import LATER_KEYS, identity, to_dict
+    from simplesd.config import LATER_KEYS, OUTSIDE_IDENTITY, identity, to_dict
     from simplesd.sample import sample_identity
 
     cfg = SSDConfig()
     cfg.prompts.decontaminate = False
     old = to_dict(cfg)
-    for key in LATER_KEYS:  # what a directory written before these keys recorded
+    for key in [*LATER_KEYS, *OUTSIDE_IDENTITY]:  # what a directory written before these keys recorded
         section, *rest = key.split(".")
         holder = old[section]
         for part in rest[:-1]:
@@ -141,3 +145,17 @@ def test_prompt_fields_are_set_entry_by_entry_and_checked(tmp_path):
         load_config(path)
     r = ssd("config", "show", "prompts.fields.question=problem")
     assert r.returncode == 0 and "question: problem" in r.stdout
+
+
+def test_trackers_and_the_hub_are_not_part_of_what_is_trained():
+    """Turning a tracker or the Hub upload on does not make a finished training "another config"."""
+    from simplesd.train import train_identity
+
+    cfg = SSDConfig()
+    before = train_identity(cfg, "train.jsonl")[0]
+    for override in ("train.report_to=wandb,trackio", "train.run_name=x", "train.push_to_hub=true",
+                     "train.hub_model_id=alice/x", "train.hub_dataset_id=alice/y", "train.hub_private_repo=true"):
+        cfg = load_config(None, [override] + (["train.hub_model_id=alice/x"] if "push" in override else []))
+        assert train_identity(cfg, "train.jsonl")[0] == before, override
+    assert load_config(None, ["train.report_to=tensorboard,wandb"]).train.report_to == ["tensorboard", "wandb"]
+    assert load_config(None, ["train.learning_rate=1e-5"]).train.report_to == ["tensorboard"]  # TRL's users' default

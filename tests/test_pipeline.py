@@ -118,6 +118,17 @@ def test_ssd_run_evaluates_base_and_tuned(tmp_path, tiny_model, problems_file):
     assert prompts["decontamination"]["flagged"] == [] and prompts["counts"]["contaminated"] == 0
     assert "Decontamination against humaneval (4 problems)" in (out / "report.md").read_text()
     assert json.loads((out / "run.json").read_text())["evaluated"] is True
+    # the results went into the training's TensorBoard run (train.report_to's default), at its last step
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert "trackers: results logged to tensorboard" in r.stdout
+    events = EventAccumulator(str(out / "train" / "tensorboard")).Reload()
+    steps = json.loads((out / "train" / "manifest.json").read_text())["counts"]["optimizer_steps"]
+    scalars = {tag: events.Scalars(tag)[-1] for tag in events.Tags()["scalars"]}
+    assert "train/loss" in scalars and scalars["eval/ssd/best_pass@1"].step == steps
+    assert scalars["eval/ssd/best_pass@1"].value == pytest.approx(comp["tuned"]["best_pass@1"]["value"])
+    assert scalars["eval/ssd_minus_control/pass@1"].value == pytest.approx(c["difference"])
+    assert scalars["eval/control/pass@1/T0.6"].value == pytest.approx(comp["control"]["by_temperature"]["0.6"]["pass@1"])
 
 
 def test_ssd_evaluate_cli_sweep_and_resume(tmp_path, tiny_model):

@@ -60,6 +60,15 @@ def test_rounds_sample_from_the_last_model_on_fresh_prompts_and_stop_without_gai
     page = (out / "report.html").read_text()
     assert "Rounds" in page and "round-2/report.html" in page and (out / "report_files" / "rounds.png").stat().st_size > 1000
     assert (out / "round-1" / "report.html").is_file() and (out / "round-2" / "report.html").is_file()
+    # exported: the last round's model and samples, the card with the rounds' table
+    ssd("export", out, "--out", tmp_path / "hub", "--repo-id", "alice/rounds", check=True)
+    card = (tmp_path / "hub" / "model" / "README.md").read_text()
+    assert "This is round 2 of iterative SSD" in card and "## Rounds" in card and "gain over the model sampled from" in card
+    assert ((tmp_path / "hub" / "model" / "model.safetensors").read_bytes()
+            == (out / "round-2" / "train" / "model" / "model.safetensors").read_bytes())
+    record = json.loads((tmp_path / "hub" / "export.json").read_text())
+    assert record["round"] == "round-2"
+    assert record["dataset_rows"]["train"] == len(read_jsonl(out / "round-2" / "filter" / "train.jsonl"))
 
     # a third round is only worth it with a gain of at least 0.01: round 1's was 0 (a random model), so the
     # rerun stops after round 1, whose stages are all done already (nothing is sampled or trained again)
@@ -108,6 +117,8 @@ def test_sweep_runs_each_point_once_reuses_the_base_and_tabulates(tmp_path, tiny
     assert r.stdout.count("done, skipped") == 2
     assert _manifest(out / "points" / names[0] / "train")["finished_at"] == first
 
+    r = ssd("export", out, "--out", tmp_path / "hub")  # which point is the user's choice
+    assert r.returncode == 2 and "a sweep's directory; export one of its runs" in r.stderr
     r = ssd(*args, "--point", "2")
     assert r.returncode == 2 and "the grid has points 0..1" in r.stderr
     r = ssd(*args[:-4], "--grid", "eval.temperature=0.2,0.4")

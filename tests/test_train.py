@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import pytest
@@ -194,7 +195,8 @@ def test_two_process_launch_accumulates_to_the_same_effective_batch(tmp_path, ti
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "simplesd.cli",
                         *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.count("train: ") == 1
+    # only the main process prints: the result once, and a line per logged step once
+    assert r.stdout.count("train: 4 steps, final loss") == 1 and r.stdout.count("train: step 1/4 ") == 1
     two = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert two["counts"]["processes"] == 2 and two["counts"]["gradient_accumulation_steps"] == 2
     assert one["counts"]["gradient_accumulation_steps"] == 4
@@ -375,3 +377,66 @@ def test_tiny_models_loss_curve_is_pinned(tmp_path, tiny_model):
     losses = [h["loss"] for h in json.loads((tmp_path / "out" / "log_history.json").read_text()) if "loss" in h]
     assert m["counts"]["optimizer_steps"] == len(losses) == 12
     assert losses == pytest.approx(PINNED_LOSSES, rel=0.01)
+
+
+def test_trackers_get_the_training_and_the_results_in_one_run(tmp_path, tiny_model, quick_demo, monkeypatch):
+    """train.report_to as TRL's users set it: tensorboard, wandb and trackio (offline, real packages) receive the
+    training through transformers' callbacks and then the run's results (`trackers.log_summaries`, what `ssd run`
+    calls after evaluating) in the same run; none writes nothing."""
+    import sqlite3
+
+    import wandb
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from trackio.sqlite_storage import SQLiteStorage
+
+    from simplesd.trackers import log_summaries
+
+    project = f"ssd-test-{os.getpid()}"  # (trackio keeps one database per project, where TRACKIO_DIR was at import)
+    for k, v in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                 "WANDB_PROJECT": "ssd-test", "TRACKIO_PROJECT": project}.items():
+        monkeypatch.setenv(k, v)
+    demo, _ = quick_demo
+    evaluation = json.loads((demo / "eval" / "comparison.json").read_text())
+    findings = json.loads((demo / "analysis" / "summary.json").read_text())["findings"]
+    data = write_train_file(tmp_path / "train.jsonl", n=8)
+    try:
+        m = train(train_config(tiny_model, epochs=1, report_to=["tensorboard", "wandb", "trackio"], run_name="tiny-ssd"),
+                  data, tmp_path / "out", progress=False)
+        info = m["trackers"]
+        assert info["report_to"] == ["tensorboard", "wandb", "trackio"] and info["run_name"] == "tiny-ssd"
+        assert wandb.run is not None and info["wandb"]["id"] == wandb.run.id and info["wandb"]["project"] == "ssd-test"
+        assert log_summaries(m, tmp_path / "out", evaluation, findings, "results") == ["tensorboard", "wandb", "trackio"]
+        best = evaluation["tuned"]["best_pass@1"]["value"]
+        assert wandb.run.id == info["wandb"]["id"] and wandb.run.summary["eval/ssd/best_pass@1"] == pytest.approx(best)
+        assert "train/loss" in dict(wandb.run.summary)
+    finally:
+        wandb.finish()
+        wandb.teardown()
+    assert info["trackio"] == {"project": project, "name": "tiny-ssd"}
+    path = SQLiteStorage.get_project_db_path(project)
+    try:
+        with sqlite3.connect(path) as db:
+            logged = [(run_id, json.loads(metrics)) for run_id, metrics in db.execute("select run_id, metrics from metrics")]
+    finally:
+        for f in path.parent.glob(path.stem + ".*"):
+            f.unlink()
+    assert len({run_id for run_id, _ in logged}) == 1  # the training and the results: one trackio run
+    assert any("train/loss" in x for _, x in logged)
+    assert [x["eval/ssd/best_pass@1"] for _, x in logged if "eval/ssd/best_pass@1" in x] == [pytest.approx(best)]
+    events = EventAccumulator(str(tmp_path / "out" / "tensorboard")).Reload()
+    assert {"train/loss", "eval/ssd/best_pass@1", "analysis/lock_tail_mass/ssd"} <= set(events.Tags()["scalars"])
+
+    m = train(train_config(tiny_model, epochs=1, report_to=["none"]), data, tmp_path / "quiet", progress=False)
+    assert m["trackers"]["report_to"] == [] and not (tmp_path / "quiet" / "tensorboard").exists()
+    assert log_summaries(m, tmp_path / "quiet", evaluation, findings, "results") == []
+
+
+def test_a_missing_tracker_is_one_clear_line_before_any_work(tmp_path, tiny_model, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    data = write_train_file(tmp_path / "train.jsonl", n=4)
+    with pytest.raises(InputError, match=r"train.report_to.*wandb is not installed \(pip install wandb\)"):
+        train(train_config(tiny_model, report_to=["wandb"]), data, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

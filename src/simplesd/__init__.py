@@ -27,7 +27,7 @@ _EXPORTS = {
     "SSDConfig": ".config", "load_config": ".config", "write_config": ".config", "to_yaml": ".config",
     "InputError": ".io", "sample": ".sample", "filter_samples": ".filter", "train": ".train", "evaluate": ".evaluate",
     "check": ".evaluate", "analyze": ".analyze", "decontaminate": ".decontaminate", "run": ".pipeline",
-    "sweep": ".sweep", "write_report": ".report",
+    "sweep": ".sweep", "write_report": ".report", "export": ".share", "push": ".share",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -270,9 +270,9 @@ def teacher_force(cfg: SSDConfig, base: str, tuned: str, texts: list[Text], prog
     import numpy as np
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
 
     from .models import load_model, load_tokenizer, resolve_device
+    from .progress import bar as progress_bar
 
     device = resolve_device(cfg.analyze.device)
     tok = load_tokenizer(_model_cfg(cfg, base))
@@ -289,7 +289,7 @@ def teacher_force(cfg: SSDConfig, base: str, tuned: str, texts: list[Text], prog
     vocab = models["base"].config.vocab_size
     chunk = max(1, (1 << 24) // vocab)  # positions per full-vocabulary chunk (~64 MB per float32 tensor)
     columns: dict[str, list] = {}
-    bar = tqdm(total=sum(len(it["response_ids"]) for it in items), unit="tok", desc="analyze", disable=not progress)
+    bar = progress_bar(sum(len(it["response_ids"]) for it in items), "analyze", "token", progress)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     for batch in _batches(items, cfg.analyze.batch_tokens):
         width = max(items[i]["length"] for i in batch)

@@ -18,7 +18,7 @@ from .io import InputError, StageFailed
 
 # the commands, in the order `ssd --help` lists them: simplesd/commands/<name>.py each
 COMMANDS = ("sample", "decontaminate", "filter", "train", "run", "sweep", "check", "evaluate", "analyze", "estimate",
-            "report", "demo", "testbed", "config")
+            "report", "export", "push", "demo", "testbed", "config")
 INTERRUPTED = "ssd: interrupted; rerun the same command to resume"
 
 
@@ -56,8 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def hide_progress_bars() -> None:
-    """--no-progress for every bar, not only simplesd's: tqdm reads TQDM_DISABLE (also in the replica and grader
-    processes this one starts), and transformers, datasets and huggingface_hub have their own switches."""
+    """No redrawing bar from any library (--no-progress, or output that is not a terminal): tqdm reads TQDM_DISABLE
+    (also in the replica and grader processes this one starts), and transformers, datasets and huggingface_hub
+    have their own switches."""
     import os
 
     os.environ["TQDM_DISABLE"] = "1"
@@ -75,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-        if getattr(args, "no_progress", False):
-            hide_progress_bars()
+        for chatty in ("httpx", "httpx2", "httpcore"):  # a line per HTTP request (huggingface_hub's client)
+            logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+        from .progress import interactive
+
+        if getattr(args, "no_progress", False) or not interactive():
+            hide_progress_bars()  # (not a terminal: simplesd's own progress is then lines, `progress.bar`)
         from .execute.sandbox import SandboxError
 
         try:

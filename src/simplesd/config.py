@@ -35,6 +35,8 @@ def _f(default, help: str, **kw):
 DECODING_KEYS = ("temperature", "top_k", "top_p", "min_p", "n", "max_new_tokens", "seed", "decoding",
                  "control_temperature", "control_top_k", "control_top_p")
 DECODINGS = ("plain", "ssd_equivalent")
+TRACKERS = ("tensorboard", "wandb", "trackio", "none")  # train.report_to, as transformers names them
+HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # NAMESPACE/NAME (the Hub checks the rest)
 CONTROL_HELP = ("plain: temperature, then top-k, top-p, min-p, as set here. ssd_equivalent: the no-training control "
                 "(README, Evaluation: SSD against a decoding rule): what a model that learned SSD's training "
                 "distribution exactly would sample at this temperature: the logits divided by control_temperature x "
@@ -199,6 +201,12 @@ class TrainConfig:
     save_total_limit: int = _f(2, "Checkpoints to keep.")
     logging_steps: int = _f(1, "Log loss, LR and tokens/s every N steps (console and TensorBoard).")
     seed: int = _f(0, "Training seed (data order, dropout, LoRA init).")
+    report_to: list[str] = _f(["tensorboard"], "Experiment trackers, as TRL/transformers name them: tensorboard (into OUT/train/tensorboard), wandb, trackio, several (tensorboard,wandb), or none. Training logs go there through transformers' own callbacks; `ssd run` adds the evaluation and analysis summaries to the same run. wandb reads WANDB_PROJECT/WANDB_ENTITY/WANDB_MODE, trackio TRACKIO_PROJECT/TRACKIO_SPACE_ID.")
+    run_name: str = _f("", "The trackers' run name (TRL's run_name); empty = the output directory's name.")
+    push_to_hub: bool = _f(False, "After `ssd train` (the model) or `ssd run` (the model, then the SSD dataset), upload to the Hugging Face Hub with model and dataset cards (`ssd push` does it for a finished run). Needs train.hub_model_id and a token (HF_TOKEN or `hf auth login`).")
+    hub_model_id: str = _f("", "The Hub model repo train.push_to_hub uploads to (USER/NAME or ORG/NAME), created when missing.")
+    hub_dataset_id: str = _f("", "The Hub dataset repo for the SSD samples; empty = hub_model_id + '-samples'.")
+    hub_private_repo: bool = _f(False, "Create the Hub repos private (an existing repo keeps its visibility).")
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA / PEFT settings."})
 
 
@@ -568,6 +576,16 @@ def validate(cfg: SSDConfig) -> SSDConfig:
         bad("train.lora.dropout", "PEFT's target_parameters (train.lora.target_parameters) need train.lora.dropout=0")
     if not cfg.prompts.split:
         bad("prompts.split", "must not be empty")
+    for tracker in t.report_to:
+        if tracker not in TRACKERS:
+            bad("train.report_to", f"each tracker must be one of {', '.join(TRACKERS)}, got {tracker!r}")
+    if "none" in t.report_to and len(t.report_to) > 1:
+        bad("train.report_to", f"none cannot be combined with other trackers, got {','.join(t.report_to)}")
+    if t.push_to_hub and not t.hub_model_id:
+        bad("train.hub_model_id", "train.push_to_hub needs the Hub repo to upload to (USER/NAME)")
+    for key in ("hub_model_id", "hub_dataset_id"):
+        if getattr(t, key) and not HUB_REPO_ID.fullmatch(getattr(t, key)):
+            bad(f"train.{key}", f"expected a Hub repo id NAMESPACE/NAME, got {getattr(t, key)!r}")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
         bad("train.precision", f"must be auto, bf16, fp16 or fp32, got {t.precision!r}")
     if cfg.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -752,22 +770,27 @@ LATER_KEYS = {"prompts.fields": {}, "prompts.system_prompt": None, "train.lora.t
               **{f"{sec}.{k}": v for sec in ("sample", "eval") for k, v in
                  (("decoding", "plain"), ("control_temperature", None), ("control_top_k", None), ("control_top_p", None))},
               "eval.control": True}
+# keys that decide where results are shown and shared, not what is trained: never part of an identity, so turning a
+# tracker or the Hub upload on does not make a finished stage "another config"
+OUTSIDE_IDENTITY = ("train.report_to", "train.run_name", "train.push_to_hub", "train.hub_model_id",
+                    "train.hub_dataset_id", "train.hub_private_repo")
 
 
 def identity(cfg: Any, prefix: str = "") -> dict:
     """`to_dict(cfg)` (a section named `prefix`, or the whole config) as a stage's identity: LATER_KEYS at their
-    defaults left out. A dict (a config as a manifest recorded it) is taken as that config."""
+    defaults and OUTSIDE_IDENTITY left out. A dict (a config as a manifest recorded it) is taken as that config."""
     import copy
 
     data = copy.deepcopy(cfg) if isinstance(cfg, dict) else to_dict(cfg)
-    for key, default in LATER_KEYS.items():
+    outside = object()
+    for key, default in [*LATER_KEYS.items(), *((k, outside) for k in OUTSIDE_IDENTITY)]:
         if prefix and not key.startswith(prefix + "."):
             continue
         *path, name = (key[len(prefix) + 1:] if prefix else key).split(".")
         holder = data
         for part in path:
             holder = holder.get(part, {})
-        if name in holder and holder[name] == default:
+        if name in holder and (default is outside or holder[name] == default):
             del holder[name]
     return data
 

@@ -41,10 +41,9 @@ def read_solutions(path: str | Path, known: set[str]) -> list[tuple[str, str]]:
 
 def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, progress: bool = True):
     """Verdicts (input order) for (task_id, completion) pairs, and the sandbox's description."""
-    from tqdm.auto import tqdm
-
     from .execute.benchmarks import BENCHMARKS, attach_expected, base_verdict, default_timeout, make_job, tests_total
     from .execute.pool import GraderPool, Limits
+    from .progress import bar as progress_bar
 
     by_id = {p.task_id: p for p in problems}
     bench = problems[0].benchmark
@@ -64,7 +63,7 @@ def grade(problems: list, solutions: list[tuple[str, str]], ecfg: EvalConfig, pr
     info = {}
     if jobs:
         with GraderPool(workers=ecfg.workers, limits=Limits(memory_mb=ecfg.memory_mb)) as pool, \
-                tqdm(total=len(jobs), desc="grade", unit="program", disable=not progress) as bar:
+                progress_bar(len(jobs), "grade", "program", progress) as bar:
             info = pool.sandbox_info
             for slot, res in zip(slots, pool.grade(jobs, progress=bar.update)):
                 for k in ("verdict", "tests_passed", "tests_total", "seconds"):

@@ -57,6 +57,11 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
     echo(f"checks: {cfg.model.name_or_path}'s files, config and tokenizer"
          f"{', the grading sandbox' if cfg.eval.benchmark else ''} (before any long stage)")
     preflight(cfg, cfg.model.name_or_path, echo)
+    from .share import check_can_push
+    from .trackers import check_installed
+
+    check_installed(cfg)
+    check_can_push(cfg)
     out.mkdir(parents=True, exist_ok=True)
     _record_config(cfg, out, final=False)
     echo(f"[1/{steps}] sample  -> {out / 'sample'}")
@@ -70,7 +75,8 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
     if train_from and train_from != cfg.model.name_or_path:
         tcfg = copy.deepcopy(cfg)
         tcfg.model.name_or_path = train_from
-    stages["train"] = train(tcfg, out / "filter" / "train.jsonl", out / "train", progress=progress, overwrite=overwrite)
+    stages["train"] = train(tcfg, out / "filter" / "train.jsonl", out / "train", progress=progress, overwrite=overwrite,
+                            push=False)  # (pushed by `run`, once evaluated)
     tuned = out / "train" / "model"
     evaluation = None
     if cfg.eval.benchmark:
@@ -103,6 +109,7 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
         echo(f"analyze: {_statement(out / 'analysis')}")
     else:
         echo("analyze: skipped (filter.holdout_fraction is 0, so no sample is held out of training)")
+    _log_to_trackers(stages, out, evaluation, echo)
 
     summary = {
         "output_dir": str(out),
@@ -125,6 +132,17 @@ def run_round(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False,
 
         echo(f"report: {write_report(out)[0]}")
     return summary
+
+
+def _log_to_trackers(stages: dict, out: Path, evaluation: dict | None, echo) -> None:
+    """The evaluation and analysis summaries into the tracker runs the training logged to (train.report_to)."""
+    from .trackers import log_summaries
+
+    findings = read_json(out / "analysis" / "summary.json")["findings"] if "analyze" in stages else None
+    text = "\n".join(arms_lines(evaluation) if evaluation else []) + (f"\nanalysis: {findings['statement']}" if findings else "")
+    done = log_summaries(stages["train"], out / "train", evaluation, findings, text.strip())
+    if done:
+        echo(f"trackers: results logged to {', '.join(done)} (the training's run)")
 
 
 def arms_lines(evaluation: dict, k: int = 1) -> list[str]:
@@ -151,6 +169,15 @@ def run(cfg: SSDConfig, *, progress: bool = True, overwrite: bool = False, echo=
     model (the base for round 1), fine-tunes it (or the base: pipeline.round_init), evaluates it against the
     model it sampled from, and the rounds stop once that gain is below pipeline.min_gain. Writes OUT/rounds.json
     and OUT/report.html (pass@k per round). One round is exactly `ssd run`."""
+    result = _run_rounds(cfg, progress, overwrite, echo)
+    if cfg.train.push_to_hub:
+        from .share import push_configured
+
+        push_configured(cfg, cfg.output_dir, echo=echo)
+    return result
+
+
+def _run_rounds(cfg: SSDConfig, progress: bool, overwrite: bool, echo) -> dict:
     pl = cfg.pipeline
     if pl.rounds == 1:
         return run_round(cfg, progress=progress, overwrite=overwrite, echo=echo)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import shutil
 from pathlib import Path
 
 from .io import InputError, atomic_write_text, read_json
@@ -58,11 +59,15 @@ class _Doc:
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         if md:
-            self.md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            self.md += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+            cell = lambda c: _fmt(c).replace("|", "\\|")  # noqa: E731 (a `|` in a cell would end it)
+            self.md += ["| " + " | ".join(cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+            self.md += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
             self.md.append("")
 
     def image(self, path: Path, alt: str) -> None:
+        if not path.resolve().is_relative_to(self.files.parent.resolve()):  # (a model card: its folder holds its images)
+            self.files.mkdir(parents=True, exist_ok=True)
+            path = Path(shutil.copy2(path, self.files / f"{path.parent.parent.name}-{path.name}"))
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         self.html.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
                          f"<figcaption>{html.escape(alt)}</figcaption></figure>")
@@ -427,6 +432,20 @@ table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px soli
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 figure{margin:1em 0}figcaption{font-size:12px;color:#555}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
 details{margin:.4em 0}"""
+
+
+def card_sections(run_dir: str | Path, files: Path, rounds_dir: str | Path | None = None) -> str:
+    """The report's results, in Markdown, for a model card (`share.model_card`): the rounds (of `rounds_dir`), the
+    headline, evaluation, testbed diagnostics, analysis, prompts, samples and training of the run in `run_dir`,
+    with their plots in `files` (linked relative to its parent, the model folder). No local paths or manifests."""
+    run = Path(run_dir)
+    doc = _Doc(files)
+    if rounds_dir is not None:
+        _rounds(doc, Path(rounds_dir))
+    doc.h(2, "Results")
+    for section in (_headline, _evaluation, _testbed, _analysis, _prompts, _samples, _training):
+        section(doc, run)
+    return "\n".join(doc.md).strip()
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:

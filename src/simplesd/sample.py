@@ -137,22 +137,21 @@ def sample(cfg: SSDConfig, out_dir: str | Path, *, progress: bool = True, overwr
         mine = [i for i in todo if worker is None or i % worker[1] == worker[0]]
         engine = loaded or load_engine(cfg, plan.get("max_prompt_tokens", 0))
         device = engine.device
-        from tqdm.auto import tqdm
+        from .progress import bar as progress_bar
 
         total = sum(len(plan["shards"][i]) for i in mine)
         if worker is None:  # the whole run, resumed shards included
-            bar = tqdm(total=len(problems), initial=len(problems) - total, desc="sample", unit="prompt",
-                       disable=not progress)
+            bar = progress_bar(len(problems), "sample", "prompt", progress, initial=len(problems) - total)
         else:
-            bar = tqdm(total=total, desc=f"sample {worker[0]}/{worker[1]}", unit="prompt", disable=not progress)
+            bar = progress_bar(total, f"sample {worker[0]}/{worker[1]}", "prompt", progress)
         st.lap("load")
         t_gen = time.time()
         for shard in mine:
             records = _generate_shard(engine, cfg, [by_id[i] for i in plan["shards"][shard]], shard)
             gen_tokens += sum(r.completion_tokens for r in records)
             atomic_write_jsonl(out_dir / shard_name(shard), (r.to_json() for r in records))
-            bar.update(len(plan["shards"][shard]))
             bar.set_postfix(tok_s=f"{gen_tokens / max(time.time() - t_gen, 1e-9):.0f}")
+            bar.update(len(plan["shards"][shard]))
         bar.close()
         if loaded is None:
             release(engine)

@@ -61,6 +61,7 @@ def grid_points(cfg: SSDConfig, grid: dict[str, list[str]], out: Path) -> list[t
         except InputError as e:
             raise InputError(f"grid point {point_name(settings)}: {e}") from None
         pcfg.output_dir = str(out / "points" / point_name(settings))
+        pcfg.train.push_to_hub = False  # every point to one Hub repo would overwrite each other: `ssd push` the one you pick
         points.append((settings, pcfg))
     return points
 

@@ -193,8 +193,12 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
     from datasets import Dataset
     from trl import SFTConfig
 
+    from . import trackers
+    from .progress import interactive
+
     t = cfg.train
     _check_optional_kernels(t)
+    trackers.check_installed(cfg)
     tokenizer, examples, info = prepared or prepare_examples(cfg, train_file)
     bf16, fp16 = _precision(t.precision)
     out_dir = Path(out_dir)
@@ -222,9 +226,12 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
         logging_first_step=True,
-        report_to=["tensorboard"],
+        report_to=trackers.trackers(cfg) or "none",
+        run_name=trackers.run_name(cfg, out_dir),
+        project=trackers.trackio_project(),
         seed=t.seed,
-        disable_tqdm=not progress,
+        # a bar that redraws in a terminal; elsewhere (a log file, a pipe) a line per logged step (_log_lines_class)
+        disable_tqdm=not (progress and interactive()),
         # train.weights_dtype decides the weights' dtype (float32 master weights for full fine-tuning)
         model_init_kwargs=_model_init_kwargs(cfg),
         use_liger_kernel=t.use_liger_kernel,
@@ -259,12 +266,59 @@ def build_trainer(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, p
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    trainer.base_model, trainer.base_model_id = cfg.model.name_or_path, hub_model_id_of(cfg.model.name_or_path)
     from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
 
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback):
             cb.logging_dir = str(out_dir / "tensorboard")
+    if args.disable_tqdm:  # transformers then prints each log as a dict; ours says the step and what it means
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_log_lines_class()())
     return trainer, tokenizer, accum, info
+
+
+def trl_command(cfg: SSDConfig, dataset: str, output_dir: str = "ssd-model", model: str | None = None,
+                here: bool = False) -> list[str]:
+    """The `trl sft` command line that trains as `build_trainer` does, on a dataset `ssd export` wrote (its
+    pre-tokenized input_ids, the loss on completion_mask: TRL takes a dataset with prompt and completion columns as
+    completion-only): the same hyperparameters, weights' dtype and (on one process) accumulation. train.precision
+    auto is TRL's default (bf16) unless `here`: then it is resolved for this machine, as `ssd train` does."""
+    t = cfg.train
+    args = ["trl", "sft", "--model_name_or_path", model or cfg.model.name_or_path, "--dataset_name", str(dataset),
+            "--output_dir", output_dir, "--learning_rate", f"{t.learning_rate:g}", "--lr_scheduler_type", t.lr_scheduler,
+            "--warmup_steps", f"{t.warmup_ratio:g}", "--optim", t.optimizer, "--weight_decay", f"{t.weight_decay:g}",
+            "--per_device_train_batch_size", str(t.per_device_batch_size),
+            "--gradient_accumulation_steps", str(t.effective_batch_size // t.per_device_batch_size),
+            "--num_train_epochs", f"{t.epochs:g}", "--max_steps", str(t.max_steps), "--max_length", str(t.max_seq_length),
+            "--packing", str(t.packing), "--gradient_checkpointing", str(t.gradient_checkpointing),
+            "--seed", str(t.seed), "--logging_steps", str(t.logging_steps), "--dtype", str(weights_dtype(cfg)).removeprefix("torch.")]
+    if here:
+        import torch
+
+        bf16, fp16 = _precision(t.precision)
+        args += ["--bf16", str(bf16), "--fp16", str(fp16)] + ([] if torch.cuda.is_available() else ["--use_cpu", "True"])
+    elif t.precision != "auto":
+        args += ["--bf16", str(t.precision == "bf16"), "--fp16", str(t.precision == "fp16")]
+    if t.lora.enabled:
+        args += ["--use_peft", "--lora_r", str(t.lora.r), "--lora_alpha", str(t.lora.alpha),
+                 "--lora_dropout", f"{t.lora.dropout:g}", "--lora_target_modules", *t.lora.target_modules]
+    return args
+
+
+def hub_model_id_of(name_or_path: str) -> str | None:
+    """The Hub id of a base model: itself when it is one, the repo of a Hugging Face cache snapshot
+    (.../models--ORG--NAME/snapshots/REV), else None (a local model of unknown origin)."""
+    from .config import HUB_REPO_ID
+
+    path = Path(name_or_path)
+    if not path.exists():
+        return name_or_path if HUB_REPO_ID.fullmatch(name_or_path) else None
+    for part in path.resolve().parts:
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part.removeprefix("models--").replace("--", "/", 1)
+    return None
 
 
 def lora_targets(model) -> dict:
@@ -343,6 +397,29 @@ def _sharded_launch() -> bool:
     return any(os.environ.get(k, "").lower() in ("1", "true") for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
+def _log_lines_class():
+    from transformers import TrainerCallback
+
+    class LogLines(TrainerCallback):
+        """One line per logged step, for a log file: `train: step 5/44 (11%) loss 0.1041 lr 1.00e-04 ...`."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            if isinstance(logs.get("train_loss"), (int, float)):  # the end of training
+                print(f"train: done, {state.global_step} steps, mean loss {logs['train_loss']:.4f}, "
+                      f"{logs.get('train_runtime', 0):.0f} s", flush=True)
+                return
+            shown = {"loss": "loss {:.4f}", "grad_norm": "grad_norm {:.3g}", "learning_rate": "lr {:.2e}",
+                     "tokens_per_second": "{:.0f} tok/s"}
+            parts = [fmt.format(logs[k]) for k, fmt in shown.items() if isinstance(logs.get(k), (int, float))]
+            if parts:
+                pct = f" ({100 * state.global_step / state.max_steps:.0f}%)" if state.max_steps else ""
+                print(f"train: step {state.global_step}/{state.max_steps}{pct} " + " ".join(parts), flush=True)
+
+    return LogLines
+
+
 def _trainer_class():
     from transformers import TrainerCallback
     from trl import SFTTrainer
@@ -354,8 +431,27 @@ def _trainer_class():
             return control
 
     class SSDTrainer(SFTTrainer):
-        """SFTTrainer that logs training tokens per second and always logs the last step (so the final loss is the
-        last step's, not the last multiple of logging_steps)."""
+        """SFTTrainer that logs training tokens per second, always logs the last step (so the final loss is the
+        last step's, not the last multiple of logging_steps), and names the base model in the model card it writes
+        into each checkpoint (TRL names it only when the model was loaded by a Hub id)."""
+
+        base_model: str = ""  # cfg.model.name_or_path
+        base_model_id: str | None = None  # its Hub id, when it has one (`hub_model_id_of`)
+
+        def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+            model_name = self.args.run_name or model_name  # (TRL's: the checkpoints directory's name)
+            super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=["simplesd", "ssd", *(tags or [])])
+            if not self.is_world_process_zero():
+                return
+            from huggingface_hub import ModelCard
+
+            path = Path(self.args.output_dir) / "README.md"
+            card = ModelCard.load(path)
+            hub = self.base_model_id
+            card.data.base_model = hub
+            card.text = card.text.replace("[None](https://huggingface.co/None)", f"[{hub}](https://huggingface.co/{hub})"
+                                          if hub else f"`{self.base_model}` (a local model)")
+            card.save(path)
 
         def train(self, *args, **kwargs):
             self._tps_mark = (time.time(), self.state.num_input_tokens_seen)
@@ -386,15 +482,17 @@ TRAIN_BOOKKEEPING = ("tensorboard", "log_history.json")
 
 @reads("model", "train")
 def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progress: bool = True,
-          overwrite: bool = False) -> dict | None:
+          overwrite: bool = False, push: bool = True) -> dict | None:
     """Fine-tunes cfg.model on train_file; writes out_dir/model (loadable as is), checkpoints, TensorBoard logs.
     Resumes from the last checkpoint; a directory holding checkpoints or a model of another config or other inputs
-    is refused unless `overwrite`.
+    is refused unless `overwrite`. With train.push_to_hub (and `push`: `ssd run` pushes after evaluating), the
+    model goes to train.hub_model_id with its card (`share.push`).
 
     Returns the manifest; under a multi-process launch (torchrun / accelerate launch) only the main process
     writes files and gets it, the others get None."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    from . import trackers
     from .models import check_model_files, peak_gpu_memory_gb
 
     out_dir = output_dir(out_dir)
@@ -404,9 +502,15 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
     config, inputs = train_identity(cfg, train_file)
     st = Stage("train", out_dir, config, inputs, work=TRAIN_WORK, bookkeeping=TRAIN_BOOKKEEPING)
     if st.finished():
+        _push(cfg, out_dir, push)
         return st.manifest
     check_model_files(cfg.model)
     _check_optional_kernels(cfg.train)
+    trackers.check_installed(cfg)
+    if push:
+        from .share import check_can_push
+
+        check_can_push(cfg)
     prepared = prepare_examples(cfg, train_file)  # every row checked before anything is written
     ckpt_dir = out_dir / "checkpoints"
     # one process claims the directory; the others get the same answer without touching it
@@ -463,7 +567,7 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
         "rows_rendered_differently": examples.get("rendered_differently", 0),
     }
     st.write_json("log_history.json", trainer.state.log_history)
-    return st.finish(
+    manifest = st.finish(
         counts, outputs=["model", "log_history.json"] + (["adapter"] if cfg.train.lora.enabled else []),
         seeds={"train.seed": cfg.train.seed},
         extra={"resumed_from": last, "precision": cfg.train.precision,
@@ -471,5 +575,15 @@ def train(cfg: SSDConfig, train_file: str | Path, out_dir: str | Path, *, progre
                "distributed": str(trainer.accelerator.distributed_type).removeprefix("DistributedType."),
                "fsdp": bool(trainer.is_fsdp_enabled), "deepspeed": bool(trainer.is_deepspeed_enabled),
                "peak_gpu_memory_gb": peak_gpu_memory_gb(), "examples": examples,
+               "trackers": trackers.runs_of(cfg, out_dir),
                "lora_targets": lora_targets(trainer.model) if cfg.train.lora.enabled else None},
     )
+    _push(cfg, out_dir, push)
+    return manifest
+
+
+def _push(cfg: SSDConfig, out_dir: Path, push: bool) -> None:
+    if push and cfg.train.push_to_hub:
+        from .share import push_configured
+
+        push_configured(cfg, out_dir)

@@ -517,8 +517,7 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
             pass
     missing = [p for p in todo if p.task_id not in cached]
     if missing:
-        from tqdm.auto import tqdm
-
+        from ..progress import bar as progress_bar
         from .pool import GraderPool, Limits
 
         jobs = [Job("values", _after_prompt(p, p.canonical_solution),
@@ -527,7 +526,7 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
                 for p in missing]
         # EvalPlus computes them without limits; here twice the programs' memory (Mbpp/255's output is ~1 GB)
         with GraderPool(workers=workers, limits=Limits(memory_mb=2 * memory_mb)) as pool, \
-                tqdm(total=len(jobs), desc="evalplus expected outputs", unit="task", disable=not progress) as bar:
+                progress_bar(len(jobs), "evalplus expected outputs", "task", progress) as bar:
             results = pool.grade(jobs, progress=bar.update)
         for p, res in zip(missing, results):
             if res.get("verdict") != "passed":

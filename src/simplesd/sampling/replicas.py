@@ -35,7 +35,8 @@ def launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progress
     """Runs sample.data_parallel_size `ssd sample --worker I/N` processes, each on its own
     tensor_parallel_size x pipeline_parallel_size GPUs (CUDA_VISIBLE_DEVICES), and follows their shards."""
     import torch
-    from tqdm.auto import tqdm
+
+    from ..progress import bar as progress_bar
 
     s = cfg.sample
     per = s.tensor_parallel_size * s.pipeline_parallel_size
@@ -63,12 +64,11 @@ def launch_replicas(cfg: SSDConfig, out_dir: Path, plan: dict, missing, progress
                  "--worker", f"{i}/{s.data_parallel_size}", "--no-progress"], env=env, stdout=logf, stderr=subprocess.STDOUT))
         total = plan["num_problems"]
         sizes = [len(x) for x in plan["shards"]]
-        bar = tqdm(total=total, desc=f"sample x{s.data_parallel_size}", unit="prompt", disable=not progress)
+        bar = progress_bar(total, f"sample x{s.data_parallel_size}", "prompt", progress)
         while any(p.poll() is None for p in procs):
             time.sleep(2)
-            bar.n = total - sum(sizes[i] for i in missing())
-            bar.refresh()
-        bar.n = total - sum(sizes[i] for i in missing())
+            bar.update(total - sum(sizes[i] for i in missing()) - bar.n)
+        bar.update(total - sum(sizes[i] for i in missing()) - bar.n)
         bar.close()
     finally:
         for p in procs:
