@@ -52,6 +52,16 @@ def test_ssd_run_end_to_end_then_rerun_skips_every_stage(tmp_path, tiny_model, p
     assert r.stderr.count("skipping") == 4  # sample, filter, train, analyze
     for stage, m in manifests.items():
         assert json.loads((out / stage / "manifest.json").read_text())["finished_at"] == m["finished_at"]
+    # the same run with train.push_to_hub: nothing is redone (the Hub keys are not part of what is trained), and the
+    # model and the dataset go up once the run is through (a Hub on localhost: tests/fake_hub.py)
+    from fake_hub import FakeHub
+
+    with FakeHub() as hub:
+        r = ssd(*_run_args(tiny_model, problems_file, out), "train.push_to_hub=true", "train.hub_model_id=alice/tiny",
+                env={"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_fake"})
+    assert r.returncode == 0 and r.stderr.count("skipping") == 4, r.stderr
+    assert [(c["kind"], c["repo"]) for c in hub.commits] == [("models", "alice/tiny"), ("datasets", "alice/tiny-samples")]
+    assert "push: dataset " + hub.url in r.stdout and (out / "hub" / "export.json").is_file()
 
     # a changed filter setting is refused, naming the key, with nothing deleted or rewritten (config.yaml included)
     config_before = (out / "config.yaml").read_text()

@@ -98,6 +98,7 @@ def test_export_writes_a_hub_ready_model_and_dataset_with_cards_from_a_real_run(
     assert r.returncode == 2 and "not a finished run" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # (three trainings, two of them TRL CLI processes: ~45 s)
 def test_trl_cli_trains_on_the_exported_dataset_exactly_as_ssd_train(quick_demo, tmp_path):
     """The issue's finding, measured: `trl sft --dataset_name RUN/filter` trains the prompt tokens too (the
     messages column is rendered and trained whole); on `ssd export`'s dataset, with the command the card prints,
