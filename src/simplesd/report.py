@@ -33,6 +33,10 @@ def _fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
+def _md_cell(x) -> str:
+    return _fmt(x).replace("|", "\\|")  # (a `|` in a Markdown table cell would end the cell)
+
+
 def _ci(v: dict, digits: int = 3) -> str:
     return f"{v['value']:.{digits}f} [{v['ci95'][0]:.{digits}f}, {v['ci95'][1]:.{digits}f}]"
 
@@ -59,9 +63,8 @@ class _Doc:
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         if md:
-            cell = lambda c: _fmt(c).replace("|", "\\|")  # noqa: E731 (a `|` in a cell would end it)
-            self.md += ["| " + " | ".join(cell(c) for c in header) + " |", "|" + "---|" * len(header)]
-            self.md += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+            self.md += ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+            self.md += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             self.md.append("")
 
     def image(self, path: Path, alt: str) -> None:
@@ -437,7 +440,8 @@ details{margin:.4em 0}"""
 def card_sections(run_dir: str | Path, files: Path, rounds_dir: str | Path | None = None) -> str:
     """The report's results, in Markdown, for a model card (`share.model_card`): the rounds (of `rounds_dir`), the
     headline, evaluation, testbed diagnostics, analysis, prompts, samples and training of the run in `run_dir`,
-    with their plots in `files` (linked relative to its parent, the model folder). No local paths or manifests."""
+    with their plots in `files` (linked relative to its parent, the model folder); not the overview's stage table,
+    environment, config and manifests (the card states those its own way)."""
     run = Path(run_dir)
     doc = _Doc(files)
     if rounds_dir is not None:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import InputError, StageFailed, atomic_path, read_json, read_jsonl, remove_path, write_json
+from .io import InputError, StageFailed, atomic_path, read_json, remove_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +203,10 @@ def dataset_rows(path: Path) -> list[dict]:
         if r["prompt_ids"] is not None:
             p, c = r["prompt_ids"], r["completion_ids"]
             row.update(input_ids=p + c, completion_mask=[0] * len(p) + [1] * len(c))
+        # the sampler's bookkeeping, for tracing a row back to its problem
+        row.update(prompt_id=str(r["prompt_id"] or ""), sample_index=int(r["sample_index"] or 0),
+                   finish_reason=str(r["finish_reason"] or ""))
         rows.append(row)
-    for lineno, rec in read_jsonl(path):  # the sampler's bookkeeping, for tracing a row back to its problem
-        rows[lineno - 1].update(prompt_id=str(rec.get("prompt_id", "")), sample_index=int(rec.get("sample_index", 0)),
-                                finish_reason=str(rec.get("finish_reason") or ""))
     return rows
 
 
@@ -248,7 +248,7 @@ def dataset_card(run: Run, splits: dict, info: dict, repo_id: str | None, datase
 
     s = run.config["sample"]
     name = (dataset_id or f"{run.root.name}-samples").split("/")[-1]
-    exact = "input_ids" in _first_columns(run)
+    exact = any(f["name"] == "input_ids" for f in info["features"])
     data = DatasetCardData(
         pretty_name=name, task_categories=["text-generation"], language=["en"],
         tags=["simplesd", "ssd", "self-distillation", "code", "synthetic"], size_categories=_size_category(sum(splits.values())),
@@ -288,12 +288,6 @@ def dataset_card(run: Run, splits: dict, info: dict, repo_id: str | None, datase
         "## Versions", "", _versions(run), "", "## Citation", "", "```bibtex", CITATION, "```", "",
     ]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
-
-
-def _first_columns(run: Run) -> set:
-    for _, rec in read_jsonl(run.filter_dir / "train.jsonl"):
-        return {"input_ids"} if "prompt_ids" in rec else set()
-    return set()
 
 
 def _tuned_generation_config(run: Run, model_out: Path) -> dict | None:

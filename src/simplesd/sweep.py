@@ -84,6 +84,9 @@ def sweep(cfg: SSDConfig, grid: dict[str, list[str]], out_dir: str | Path, *, po
     write_config(cfg, out / "config.yaml")
     write_json(out / "grid.json", {"grid": grid, "points": [point_name(s) for s, _ in points]})
     echo(f"sweep: {len(points)} points; base evaluated once -> {out / 'base-eval'}")
+    if cfg.train.push_to_hub:
+        echo(f"sweep: train.push_to_hub is not applied per point (they would overwrite one repo); push the point you "
+             f"choose: ssd push {out}/points/<point> --repo-id {cfg.train.hub_model_id}")
     evaluate(cfg, cfg.model.name_or_path, out / "base-eval", progress=progress, overwrite=overwrite)
     todo = range(len(points)) if point is None else [point]
     control_only = all(k in CONTROL_KEYS for k in grid)

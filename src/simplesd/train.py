@@ -43,7 +43,7 @@ def read_train_rows(path: str | Path) -> list[dict]:
     """train.jsonl -> one row per line, every line checked: `{"messages": [..., assistant]}` (the context, then the
     sample) and, in a token-exact file (`ssd filter` writes one), `prompt_ids` and `completion_ids`. A file is
     one kind or the other. Each row is returned as {"where", "messages", "prompt_ids", "completion_ids",
-    "finish_reason"} (ids None in a text file)."""
+    "finish_reason", "prompt_id", "sample_index"} (ids None in a text file; the last three None where absent)."""
     rows, exact = [], None
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
@@ -64,7 +64,8 @@ def read_train_rows(path: str | Path) -> list[dict]:
             raise InputError(f"{where}: field 'prompt_ids'/'completion_ids': the rows before this one have {kind}; a "
                              "training file is token-exact (every row has prompt_ids and completion_ids) or text (none has)")
         row = {"where": where, "messages": [{"role": m["role"], "content": m["content"]} for m in msgs],
-               "prompt_ids": None, "completion_ids": None, "finish_reason": rec.get("finish_reason")}
+               "prompt_ids": None, "completion_ids": None, "finish_reason": rec.get("finish_reason"),
+               "prompt_id": rec.get("prompt_id"), "sample_index": rec.get("sample_index")}
         if has_ids:
             row["prompt_ids"], row["completion_ids"] = _ids(where, rec, "prompt_ids"), _ids(where, rec, "completion_ids")
             if not row["completion_ids"]:
