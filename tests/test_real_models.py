@@ -234,3 +234,37 @@ def test_prompts_users_have_are_sampled_and_trained_token_exact(scaled, tmp_path
         else:  # the override replaces the Thinking template: its generation prompt no longer opens <think>
             assert text == render(tok, [{"role": "user", "content": records[0]["prompt"]}]) and not text.endswith("<think>\n")
             assert not any(r["thinking"] for r in records)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_pruned_decoding_draws_what_generate_draws(shape, scaled):
+    """`ssd sample`'s loop (decode_pruned: a cache written in place, each prompt prefilled once, finished rows leave
+    the batch) draws the tokens transformers' `model.generate` draws with the same seeds, row for row, on each real
+    architecture: sampled (the stop probability ends rows at different steps, so rows leave mid-batch), greedy and
+    the control's greedy; prompts of different lengths (left padding)."""
+    import torch
+
+    from simplesd.chat import encode, render
+    from simplesd.config import Decoding, ModelConfig
+    from simplesd.models import load_model, load_tokenizer, stop_token_ids
+    from simplesd.sampling.backends import generate_batch
+
+    tok = load_tokenizer(ModelConfig(name_or_path=str(scaled[shape])))
+    model = load_model(ModelConfig(name_or_path=str(scaled[shape])), "cpu")
+    stops = stop_token_ids(model, tok)
+    prompts = encode(tok, [render(tok, [{"role": "user", "content": "write code " * k}]) for k in (1, 7, 3)])
+    assert len({len(p) for p in prompts}) == 3
+    control = dict(decoding="ssd_equivalent", control_temperature=1.5, control_top_k=20, control_top_p=0.8)
+    cases = [Decoding(1.0, 0, 1.0, 0.0, 4, 24, 0), Decoding(0.7, 20, 0.9, 0.0, 2, 24, 1),
+             Decoding(0.9, 20, 0.95, 0.0, 2, 24, 2, **control), Decoding(0.0, 0, 1.0, 0.0, 1, 24, 0),
+             Decoding(0.0, 0, 1.0, 0.0, 1, 24, 0, **control)]
+    ended_early = 0
+    for d in cases:
+        seeds = [] if d.greedy else list(range(100, 100 + len(prompts) * d.n))
+        with torch.no_grad():
+            pruned = generate_batch(model, tok, prompts, d, stops, seeds)
+            anchor = generate_batch(model, tok, prompts, d, stops, seeds, loop="generate")
+        assert [r["completion_token_ids"] for r in pruned] == [r["completion_token_ids"] for r in anchor], d
+        assert [r["finish_reason"] for r in pruned] == [r["finish_reason"] for r in anchor]
+        ended_early += sum(r["finish_reason"] == "stop" for r in pruned)
+    assert ended_early >= 3  # rows really left the batch before others

@@ -12,14 +12,15 @@ distribution and can keep fewer tokens. `tests/test_sampling.py` checks transfor
 distribution against a direct computation of the order above; `tests/test_vllm.py` checks vLLM's processed
 distribution against transformers' at every position of vLLM's own samples.
 
-`transformers` (batched `generate`) and `vllm` (offline `LLM.generate` with tensor/pipeline parallelism, Ray for
+`transformers` (batches decoded by `decode_pruned`, which draws what transformers' `generate` draws, token for
+token, without decoding finished rows) and `vllm` (offline `LLM.generate` with tensor/pipeline parallelism, Ray for
 several nodes) take the same `config.Decoding`. Prompts are rendered and tokenised by the same tokenizer and chat
 template for both (`chat.render`, `chat.encode`), both stop on every id of the model's generation_config
 `eos_token_id` (Qwen3: 151645 and 151643; Llama 3.1: 128001, 128008, 128009) and the tokenizer's eos, and both
 outputs are decoded by it (`completion`); each record keeps the prompt's ids and the drawn ids. Every sample draws from its own random
 stream, seeded from (global seed, prompt id, sample index) (`sample_seed`): vLLM takes one request per sample with
-that seed; the transformers backend generates batches with `num_return_sequences = n` and draws each row with its
-own generator (`SeededDraw`), so a sample does not depend on its batch, shard, replica or a resume.
+that seed; the transformers backend decodes batches of n rows per prompt and draws each row with its own
+generator (`SeededDraw`), so a sample does not depend on its batch, shard, replica or a resume.
 """
 
 from __future__ import annotations
@@ -96,49 +97,173 @@ class SeededDraw:
             scores = w(input_ids, scores)
         return torch.softmax(scores.double(), dim=-1)
 
-    def __call__(self, input_ids, scores):
+    def draw(self, scores, rows, step: int):
+        """The next token of each of `rows` (indices into `seeds`) at generation step `step`: the row's own uniform
+        number, by inverse CDF on the warped distribution."""
         import torch
 
-        if self.start is None:  # the first step: the prompt's length, and the uniforms go to the logits' device once
-            self.start = input_ids.shape[1]
+        if self.uniforms.device != scores.device:
             self.uniforms = self.uniforms.to(scores.device)
-        step = input_ids.shape[1] - self.start
-        probs = self.distribution(input_ids, scores)
-        cdf = probs.cumsum(-1)
-        u = self.uniforms[:, step] * cdf[:, -1]
+        cdf = self.distribution(None, scores).cumsum(-1)
+        u = self.uniforms[rows, step] * cdf[:, -1]
         # the first token whose cumulative mass exceeds u: a zero-probability token never is that one
-        token = torch.searchsorted(cdf, u[:, None], right=True).clamp_(max=scores.shape[-1] - 1)
-        return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
+        return torch.searchsorted(cdf, u[:, None], right=True).clamp_(max=scores.shape[-1] - 1).squeeze(1)
+
+    def __call__(self, input_ids, scores):
+        """As a logits processor of `model.generate` (every row, the step read off the ids' length): a one-hot
+        distribution on the drawn token."""
+        import torch
+
+        if self.start is None:  # the first step: the prompt's length
+            self.start = input_ids.shape[1]
+        token = self.draw(scores, slice(None), input_ids.shape[1] - self.start)
+        return torch.full_like(scores, float("-inf")).scatter_(1, token[:, None], 0.0)
 
 
 def generate_batch(model, tokenizer, prompts: list[list[int]], d: Decoding, stop_ids: list[int], seeds: list[int],
-                   thinking: list[bool] | None = None) -> list[dict]:
-    """One batched `generate` call over rendered prompts' token ids (`chat.encode`), `d.n` samples each; `seeds`
-    holds one seed per returned sequence (prompt-major: prompt j's sample k is row j * n + k). Returns, per prompt
-    and per sample, the record fields (`completion`) with the prompt's ids."""
+                   thinking: list[bool] | None = None, loop: str = "pruned") -> list[dict]:
+    """One batch over rendered prompts' token ids (`chat.encode`), `d.n` samples each; `seeds` holds one seed per
+    returned sequence (prompt-major: prompt j's sample k is row j * n + k). Returns, per prompt and per sample, the
+    record fields (`completion`) with the prompt's ids.
+
+    `loop="pruned"` (what `ssd sample` runs) is `decode_pruned`; `loop="generate"` is transformers' `model.generate`
+    with the same draw, the anchor it is tested and benchmarked against (the same tokens)."""
     import torch
 
+    if not d.greedy and len(seeds) != len(prompts) * d.n:
+        raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(prompts) * d.n} sequences")
     tokenizer.padding_side = "left"
     enc = tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(model.device)
-    n = d.n
+    with torch.inference_mode():
+        if loop == "pruned":
+            new = decode_pruned(model, enc["input_ids"], enc["attention_mask"], d, stop_ids, seeds)
+        else:
+            new = _generate(model, enc, d, stop_ids, seeds, tokenizer.pad_token_id)
+    stops = set(stop_ids)
+    thinking = thinking or [False] * len(prompts)
+    return [completion(tokenizer, prompts[row // d.n], tokens, stops, thinking[row // d.n]) for row, tokens in enumerate(new)]
+
+
+def _generate(model, enc, d: Decoding, stop_ids: list[int], seeds: list[int], pad_id: int) -> list[list[int]]:
+    """`model.generate` drawing with SeededDraw (its own warpers off: SeededDraw applies them, in generate's order)."""
     kwargs = generation_kwargs(d)
     if not d.greedy:
-        if len(seeds) != len(prompts) * n:
-            raise ValueError(f"generate_batch: {len(seeds)} seeds for {len(prompts) * n} sequences")
-        # generate's own warpers off: SeededDraw applies them, in generate's order, and draws
         kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, logits_processor=[SeededDraw(seeds, d)])
     elif d.control:  # greedy under the control: the argmax of the support-restricted logits (plain greedy's)
         from .control import ControlSupport
 
         kwargs.update(logits_processor=[ControlSupport(*d.control)])
-    with torch.inference_mode():
-        out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
-    new = out[:, enc["input_ids"].shape[1]:].tolist()
-    stops = set(stop_ids)
-    thinking = thinking or [False] * len(prompts)
-    return [completion(tokenizer, prompts[row // n], tokens, stops, thinking[row // n]) for row, tokens in enumerate(new)]
+    out = model.generate(**enc, **kwargs, eos_token_id=stop_ids, pad_token_id=pad_id)
+    return out[:, enc["input_ids"].shape[1]:].tolist()
 
 
+def growing_cache():
+    """A transformers `Cache` of `GrowingLayer`s (built on first use: the layer class is made once)."""
+    global _GrowingLayer
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    if _GrowingLayer is None:
+        class GrowingLayer(DynamicLayer):
+            """transformers' DynamicLayer, whose keys and values are views of a buffer with room to grow, written in
+            place: DynamicLayer concatenates (allocates and copies) the whole cache at every step. The model sees the
+            same tensors, of the same length."""
+
+            CHUNK = 64  # tokens of room added when the buffer is full
+
+            def update(self, key_states, value_states, *args, **kwargs):
+                import torch
+
+                if not self.is_initialized:
+                    self.lazy_initialization(key_states, value_states)
+                    self._k = self._v = None
+                start, end = self.get_seq_length(), self.get_seq_length() + key_states.shape[-2]
+                if self._k is None or end > self._k.shape[-2]:
+                    for name, new in (("_k", key_states), ("_v", value_states)):
+                        buf = new.new_empty((*new.shape[:2], end + self.CHUNK, new.shape[-1]))
+                        if start:
+                            buf[:, :, :start] = getattr(self, name)[:, :, :start]
+                        setattr(self, name, buf)
+                self._k[:, :, start:end] = key_states
+                self._v[:, :, start:end] = value_states
+                self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+                return self.keys, self.values
+
+            def reorder_cache(self, beam_idx) -> None:
+                if self.get_seq_length() > 0:
+                    end = self.get_seq_length()
+                    self._k, self._v = self._k.index_select(0, beam_idx), self._v.index_select(0, beam_idx)
+                    self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+
+            batch_select_indices = reorder_cache
+
+        _GrowingLayer = GrowingLayer
+    return Cache(layer_class_to_replicate=_GrowingLayer)
+
+
+_GrowingLayer = None
+
+
+# a finished row leaves the batch once this share of the rows still decoding has finished (each removal copies
+# the cache once, about one decoding step's work)
+PRUNE_SHARE = 0.1
+
+
+def decode_pruned(model, input_ids, attention_mask, d: Decoding, stop_ids: list[int], seeds: list[int]) -> list[list[int]]:
+    """The drawn ids of every row (prompt j's sample k is row j * n + k; a row ends with its stop token, or at
+    max_new_tokens): what `model.generate` with SeededDraw draws, token for token, in a fraction of its time.
+
+    Where the time of `generate` goes on a small model (measured, benchmarks/sample_speed.py): its DynamicCache
+    concatenates the whole cache at every step (84 % of a decoding step at 160 rows), and a finished row is decoded
+    to the end of its batch's longest sample (at T_eval 0.9, four row-steps in five were padding). So this loop
+    calls the model itself, step by step, as generate does (the same position ids and attention mask, logits of
+    the last position), with three differences that change no token: the cache is transformers' StaticCache
+    (preallocated, written in place); each prompt is prefilled once and its cache copied to its n rows (generate
+    prefills every row); rows that finished leave the batch (`Cache.reorder_cache`, beam search's own call). A row's
+    logits do not depend on the other rows of its batch (tested: the same tokens as `generate` on the real
+    architectures and on the testbed's whole evaluation)."""
+    import torch
+
+    from .control import ControlSupport
+
+    n, steps, device = d.n, d.max_new_tokens, input_ids.device
+    rows = input_ids.shape[0] * n
+    cache = growing_cache()
+    position = attention_mask.long().cumsum(-1) - 1
+    position.masked_fill_(attention_mask == 0, 1)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position, past_key_values=cache,
+                use_cache=True, logits_to_keep=1)
+    expand = torch.arange(input_ids.shape[0], device=device).repeat_interleave(n)
+    cache.reorder_cache(expand)
+    logits = out.logits[:, -1].to(dtype=torch.float32)[expand]
+    mask, position = attention_mask[expand], position[expand, -1]
+    draw = None if d.greedy else SeededDraw(seeds, d)
+    control = ControlSupport(*d.control) if d.greedy and d.control else None
+    stops = torch.tensor(stop_ids, device=device)
+    live = torch.arange(rows, device=device)  # the original row of each row in the batch
+    alive = torch.ones(rows, dtype=torch.bool, device=device)  # which of those have not drawn a stop token yet
+    drawn = torch.full((rows, steps), -1, dtype=torch.long, device=device)
+    length = torch.zeros(rows, dtype=torch.long, device=device)
+    for step in range(steps):
+        if draw is not None:
+            tokens = draw.draw(logits, live, step)
+        else:
+            tokens = (control(None, logits) if control else logits).argmax(-1)
+        drawn[live[alive], step] = tokens[alive]
+        length[live[alive]] += 1
+        alive &= ~torch.isin(tokens, stops)
+        left = int(alive.sum())
+        if left == 0 or step == steps - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+        position = position + 1
+        if len(live) - left >= PRUNE_SHARE * len(live):
+            keep = alive.nonzero().squeeze(1)
+            cache.reorder_cache(keep)
+            live, tokens, mask, position, alive = live[keep], tokens[keep], mask[keep], position[keep], alive[keep]
+        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None], past_key_values=cache,
+                    use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].to(dtype=torch.float32)
+    return [row[:k] for row, k in zip(drawn.tolist(), length.tolist())]
 def completion(tokenizer, prompt_ids: list[int], tokens: list[int], stops: set[int], thinking: bool = False) -> dict:
     """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, how
     many tokens it took (the stop token counts), its flags, and the ids (the prompt's; the drawn ones up to and
