@@ -171,7 +171,6 @@ def growing_cache():
             CHUNK = 64  # tokens of room added when the buffer is full
 
             def update(self, key_states, value_states, *args, **kwargs):
-                import torch
 
                 if not self.is_initialized:
                     self.lazy_initialization(key_states, value_states)
