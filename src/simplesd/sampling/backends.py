@@ -171,7 +171,6 @@ def growing_cache():
             CHUNK = 64  # tokens of room added when the buffer is full
 
             def update(self, key_states, value_states, *args, **kwargs):
-
                 if not self.is_initialized:
                     self.lazy_initialization(key_states, value_states)
                     self._k = self._v = None
@@ -215,8 +214,8 @@ def decode_pruned(model, input_ids, attention_mask, d: Decoding, stop_ids: list[
     concatenates the whole cache at every step (84 % of a decoding step at 160 rows), and a finished row is decoded
     to the end of its batch's longest sample (at T_eval 0.9, four row-steps in five were padding). So this loop
     calls the model itself, step by step, as generate does (the same position ids and attention mask, logits of
-    the last position), with three differences that change no token: the cache is transformers' StaticCache
-    (preallocated, written in place); each prompt is prefilled once and its cache copied to its n rows (generate
+    the last position), with three differences that change no token: the cache's layers are `growing_cache`'s
+    (DynamicLayer's tensors, written in place into a buffer with room to grow); each prompt is prefilled once and its cache copied to its n rows (generate
     prefills every row); rows that finished leave the batch (`Cache.reorder_cache`, beam search's own call). A row's
     logits do not depend on the other rows of its batch (tested: the same tokens as `generate` on the real
     architectures and on the testbed's whole evaluation)."""
@@ -263,6 +262,8 @@ def decode_pruned(model, input_ids, attention_mask, d: Decoding, stop_ids: list[
                     use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1].to(dtype=torch.float32)
     return [row[:k] for row, k in zip(drawn.tolist(), length.tolist())]
+
+
 def completion(tokenizer, prompt_ids: list[int], tokens: list[int], stops: set[int], thinking: bool = False) -> dict:
     """A generated token sequence as a record's fields: the text up to the first stop token, why it ended, how
     many tokens it took (the stop token counts), its flags, and the ids (the prompt's; the drawn ones up to and
