@@ -236,6 +236,18 @@ def test_fingerprint_counts_the_prompt_file_by_content_not_path(tmp_path, proble
     assert sample_inputs(cfgs[0]) != sample_inputs(cfgs[1])
 
 
+def test_an_unset_path_is_fingerprinted_by_name_not_as_the_current_directory(tmp_path, monkeypatch):
+    """An unset model or prompts path ("") is not the current directory (Path("") is "."): hashing a checkout with
+    its venv took 6 s per identity, and a file added there would have made finished stages "another config"."""
+    from simplesd.io import fingerprint_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert fingerprint_path("") == "name:" and fingerprint_path(".") != "name:"
+    (tmp_path / "more.txt").write_text("more")
+    assert fingerprint_path("") == "name:"
+
+
 def _records(d):
     return [(r["prompt_id"], r["sample_index"], r["output"], r["seed"], r["shard"])
             for s in sorted(Path(d).glob("shard-*.jsonl")) for r in read_jsonl(s)]

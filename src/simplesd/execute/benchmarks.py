@@ -496,6 +496,11 @@ def _task_key(problem: Problem) -> str:
     return h.hexdigest()
 
 
+# EvalPlus runs the canonical solutions without a time limit; here a generous one per input, so that a loaded
+# machine does not make a canonical solution fail (Mbpp/255's input 88 takes ~18 s with its 1 GB output)
+CANONICAL_SECONDS = 300.0
+
+
 def attach_expected(problems: list[Problem], workers: int | None = None, memory_mb: int = 4096,
                     progress: bool = True) -> dict:
     """Fills meta["expected"] and meta["canonical_seconds"] of EvalPlus problems from the cache, running the
@@ -521,7 +526,8 @@ def attach_expected(problems: list[Problem], workers: int | None = None, memory_
         from .pool import GraderPool, Limits
 
         jobs = [Job("values", _after_prompt(p, p.canonical_solution),
-                    timeout=60.0, inputs=p.tests, timeouts=[60.0] * len(p.tests), entry_point=p.entry_point,
+                    timeout=CANONICAL_SECONDS, inputs=p.tests, timeouts=[CANONICAL_SECONDS] * len(p.tests),
+                    entry_point=p.entry_point,
                     output_rule="is_not_none" if p.meta["oracle"] == "not_none" else "", secret={"record": True})
                 for p in missing]
         # EvalPlus computes them without limits; here twice the programs' memory (Mbpp/255's output is ~1 GB)
