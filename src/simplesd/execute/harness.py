@@ -103,23 +103,26 @@ def _import_numpy_unguarded(saved: dict, mods: dict) -> None:
     builtins.__import__ = import_
 
 
+_ATOMS = frozenset({str, int, float, bool, complex, bytes, type(None)})
+
+
 def plain(value):
-    """numpy scalars/arrays to Python values, so that their literal can be read back. Without numpy loaded there
-    are none, and the value is returned as it is: walking it costs a call per element (Mbpp/255's canonical output,
-    128 M strings, took 32 s to walk and twice its memory)."""
-    if "numpy" not in sys.modules:
+    """numpy scalars/arrays to Python values, and dicts, lists and tuples of any subclass (Counter, namedtuple)
+    to plain ones, so that their literal can be read back. A list or tuple of plain atoms is returned as it is,
+    checked by the types of its elements in one pass: a call per element cost 32 s on Mbpp/255's canonical
+    output (1.7 M tuples of 77 strings)."""
+    kind = type(value)
+    if kind in _ATOMS:
         return value
-    return _plain(value)
-
-
-def _plain(value):
-    if hasattr(value, "tolist") and type(value).__module__.startswith("numpy"):
+    if (kind is list or kind is tuple) and set(map(type, value)) <= _ATOMS:
+        return value
+    if hasattr(value, "tolist") and kind.__module__.startswith("numpy"):
         return value.tolist()
     if isinstance(value, (list, tuple)):
-        out = [_plain(v) for v in value]
+        out = [plain(v) for v in value]
         return tuple(out) if isinstance(value, tuple) else out
     if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
+        return {plain(k): plain(v) for k, v in value.items()}
     return value
 
 
