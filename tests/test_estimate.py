@@ -60,3 +60,33 @@ def test_ssd_estimate_prints_and_refuses_what_does_not_fit(tmp_path):
     assert e["training"]["fits"] is False  # full fine-tuning at 64K on 8 x 80 GB without checkpointing
     r = ssd("estimate", "--model", "Qwen/Qwen3-30B-A3B-Instruct-2507")
     assert r.returncode == 2 and "--prompts-count" in r.stderr
+
+
+@pytest.mark.slow
+def test_gpu_smoke_shape_mode_runs_every_step_on_the_scaled_shape_beside_the_estimate(tmp_path):
+    """`benchmarks/gpu_smoke.py --shape DIR --cpu`: what a lent GPU runs at the real size (build, sample at the
+    paper's decoding, one token-exact FSDP training run), on Qwen3-4B-Instruct-2507's scaled shape, with the
+    estimate beside each measurement."""
+    import subprocess
+    import sys
+
+    from conftest import MODELS, ROOT
+
+    out = tmp_path / "rows.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--cpu", "--shape",
+                        str(MODELS / "Qwen3-4B-Instruct-2507"), "--prompts", "16", "--new-tokens", "48", "--steps", "2",
+                        "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(out.read_text())
+    rows = {row["step"].split(" (")[0].split(":")[0]: row for row in got["rows"]}
+    assert got["mean_sample_tokens"] == pytest.approx(48, abs=1)  # random weights: every sample runs to the cap
+    sample = next(row for row in got["rows"] if row["step"].startswith("sample (transformers"))
+    assert sample["tokens_per_s"] > 0 and sample["estimate_tokens_per_s"] is None
+    vllm = next(row for row in got["rows"] if row["step"].startswith("sample (vllm"))
+    assert vllm["estimate_tokens_per_s"] > 0  # measured where vLLM is installed, else said so beside the estimate
+    train = rows["train"]
+    assert train["tokens_per_s"] > 0 and train["estimate_tokens_per_s"] > 0 and 0 < train["mfu"] < 1
+    assert train["token_exact_rows"] > 0 and train["rows_rendered_differently"] == 0
+    # accelerate runs the FSDP config as one plain process on a CPU (the manifest says so); no GPU memory there
+    assert ", NO," in train["step"] and "| MFU |" in r.stdout and "not measured" in r.stdout
+    print(r.stdout)

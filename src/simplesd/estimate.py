@@ -162,6 +162,7 @@ def estimate(cfg: SSDConfig, prompts: int, mean_sample_tokens: float, mean_promp
                      "tokens_per_s": round(sample_tps), "hours": round(sample_hours, 3),
                      "memory_gb_per_gpu": round(0.9 * memory / 1e9)},
         "training": {"tokens_m": round(train_tokens / 1e6, 1), "hours": round(train_hours, 3), "states": how,
+                     "tokens_per_s": round(peak * gpus * 0.4 / flops_per_token), "flops_per_token": flops_per_token,
                      "memory_gb_per_gpu": round(train_mem / 1e9, 1),
                      "parts_gb": {"weights_grads_optimizer": round(states / 1e9, 1), "activations": round(acts / 1e9, 1),
                                   "logits": round(logits / 1e9, 1), "overhead": 3.0},

@@ -165,8 +165,8 @@ class GraderPool:
         self.workers: list[_WorkerHandle] = []
         self.cgroups: list[cgroups.SlotCgroups] = []
         try:
-            # the zygote and the supervisor count as two tasks of the cgroup
-            self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 2)
+            # the zygote counts as a task of the cgroup
+            self.cgroups, version, why_not = cgroups.setup(n, self.limits.memory_mb, self.limits.max_tasks + 1)
             self.cfg = {"visible": environment_paths(), "tmp_mb": tmp_mb, "uid_base": uid_base,
                         "require_seccomp": True, "user_namespace": user_namespace,
                         "cgroups": [{"procs": c.procs, "oom_file": c.oom_file} for c in self.cgroups]}

@@ -68,6 +68,10 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare({flags:#x})")
 
 
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), f"setns({nstype:#x})")
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
@@ -204,7 +208,8 @@ def isolate_worker(visible: list[str], user_namespace: bool) -> dict:
     """Enters the worker's namespaces and switches to a root that holds only `visible` (the environment's
     paths), the system's libraries and a minimal /dev, all read-only."""
     uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    # CLONE_NEWPID: the worker's first child, the zygote, is PID 1 of a namespace of its own (worker.Zygote)
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID
     if user_namespace:
         try:
             unshare(CLONE_NEWUSER | flags)

@@ -65,6 +65,33 @@ def scaled_copy(source: str | Path, out: str | Path, *, layers: int = 2, hidden:
         _raise_stop_logits(model, stops, stop_probability)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    _copy_text_files(source, out)
+    return out
+
+
+def full_size_copy(source: str | Path, out: str | Path, *, device: str = "cpu", seed: int = 0) -> Path:
+    """Writes a random-weight model at `source`'s real size (its config as it is, bf16 weights, initialised on
+    `device`: a 4B model takes seconds on a GPU) with its tokenizer files into `out`; returns `out`. What a GPU
+    benchmark needs to measure speed and memory of the real shape without its weights (benchmarks/gpu_smoke.py)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    source, out = str(source), Path(out)
+    cfg = AutoConfig.from_pretrained(source)
+    cfg.dtype = "bfloat16"
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    _copy_text_files(source, out)
+    return out
+
+
+def _copy_text_files(source: str, out: Path) -> None:
+    """The tokenizer files, the chat template and the generation config, as the source has them."""
+    from transformers import GenerationConfig
+
     src = Path(source)
     if src.is_dir():
         for name in TOKENIZER_FILES:
@@ -78,7 +105,6 @@ def scaled_copy(source: str | Path, out: str | Path, *, layers: int = 2, hidden:
             GenerationConfig.from_pretrained(source).save_pretrained(out)
         except OSError:
             pass
-    return out
 
 
 def _raise_stop_logits(model, stops: list[int], probability: float) -> None:
