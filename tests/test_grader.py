@@ -141,12 +141,27 @@ def test_stdin_semantics_match_the_reference(pool):
         ("import sys\nprint(sys.stdin.buffer.read())", "1", "1", False),  # a StringIO has no buffer
         ("import sys\nsys.stdout.close()", "1", "", False),  # the capture's close takes an argument
         ("import os\nprint(os.getcwd())", "1", "/", False),  # guarded to None by the reference
+        # the import block's names (bound once in the worker, before it forks: harness.preload_imports)
+        ("print(sqrt(16), gcd(4, 6), deque([1]), List)", "1", "4.0 2 deque([1]) typing.List", True),
+        ("print(stdin is sys.stdin, help)", "1", "False None", True),  # bound at load time; help guarded
+        ("print(7)\nquit()\nprint(8)", "1", "7", False),  # quit is None under the guard: a TypeError
+        ("print(7)\nexit()\nprint(8)", "1", "7", True),  # exit stays (stdin programs): SystemExit ends it
     ]
     ours = pool.grade([stdio(code, [given], [want]) for code, given, want, _ in cases])
     for (code, given, want, expect), r in zip(cases, ours):
         p = Problem("t", benchmark="livecodebench", tests=[{"input": given, "output": want}])
         ref = reference.lcb_check(p, "```python\n" + code + "\n```", timeout=2)
         assert (r["verdict"] == "passed") == ref == expect, (code, r, ref)
+
+
+def test_a_program_that_rebinds_the_import_blocks_names_leaves_them_for_the_next(pool):
+    """Every program starts from the worker's one preloaded import block; what a program rebinds there is its own."""
+    clobber = Job("call", "gcd = None\nsqrt = None\nclass Solution:\n    def f(self, x):\n        return 0", timeout=2.0,
+                  inputs=["4"], fn_name="f", secret={"expected": ["0"]})
+    use = Job("call", "class Solution:\n    def f(self, x):\n        return int(sqrt(x)) + gcd(4, 6)", timeout=2.0,
+              inputs=["4"], fn_name="f", secret={"expected": ["4"]})
+    res = pool.grade([clobber, use] * 4)
+    assert [r["verdict"] for r in res] == ["passed"] * 8, res
 
 
 # --- hostile programs: every sandbox promise --------------------------------------------------------------

@@ -30,19 +30,20 @@ FENCE = re.compile(r"```(?:[a-zA-Z]*)\n(.*?)```", re.DOTALL)
 EXTRACTIONS = ("official", "lenient")
 INT_DIGITS = 50_000  # lcb_runner's sys.set_int_max_str_digits
 
-IMPORT_BLOCK = (
+IMPORTS = (
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
     "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\nfrom random import *\n"
     "from statistics import *\nfrom itertools import *\nfrom functools import *\nfrom operator import *\n"
     "from io import *\nfrom sys import *\nfrom json import *\nfrom builtins import *\nfrom typing import *\n"
     "import string\nimport re\nimport datetime\nimport collections\nimport heapq\nimport bisect\nimport copy\n"
     "import math\nimport random\nimport statistics\nimport itertools\nimport functools\nimport operator\n"
-    "import io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n"
+    "import io\nimport sys\nimport json\n"
 )
+IMPORT_BLOCK = IMPORTS + "sys.setrecursionlimit(50000)\n"
 WRAPPED = "wrapped_function"
 # the modules the block imports: the grading worker imports them once, before it forks any program (importing
 # statistics, typing, datetime, string and heapq in each program cost it ~10 ms)
-IMPORTED_BY_BLOCK = tuple(dict.fromkeys(line.split()[1] for line in IMPORT_BLOCK.splitlines() if line.startswith(("from ", "import "))))
+IMPORTED_BY_BLOCK = tuple(dict.fromkeys(line.split()[1] for line in IMPORTS.splitlines()))
 
 
 def extract_code(response: str, extraction: str = "official") -> str | None:

@@ -53,6 +53,7 @@ from . import cgroups, harness, rules, sandbox
 
 for _name in rules.IMPORTED_BY_BLOCK:  # LiveCodeBench's import block, which every stdio and call program runs
     importlib.import_module(_name)
+harness.preload_imports()
 
 HEADER = harness.HEADER
 DETAIL_CAP = 1000  # characters of any text a program influences that reach a verdict
@@ -324,8 +325,8 @@ class Worker:
         oom_before = cgroups.oom_kills(self.oom_fd) if self.oom_fd is not None else 0
         result = None
         try:
-            try:
-                harness.send(in_w, job)
+            try:  # parsed here, not in the program's process, whose every page written is a copy
+                harness.send(in_w, {**job, "code": harness.prepare(job["kind"], job["code"]), "prepared": True})
             except BrokenPipeError:
                 pass  # the program ended before it read the job: it said why on the setup pipe
             harness.send(self.to_pool, {"status": "forked"})
