@@ -14,7 +14,7 @@ limits stay per process (rlimits), which the pool reports.
 The pool creates the cgroups (it runs outside the sandbox); each worker opens the files it needs before it
 enters its sandbox, and its zygote (which every program is forked from) writes its own pid into `cgroup.procs`
 once and closes them: every program is born inside, and no program holds a cgroup file. The zygote
-counts, with the supervisor, as two tasks of `pids.max`. When a program goes over the memory limit, the OOM
+counts as one task of `pids.max` beyond the program's. When a program goes over the memory limit, the OOM
 killer takes the process with the most memory: one of the program's, which share the zygote's pages and add
 their own; should it ever take the zygote, the worker is restarted and the program is a `runtime_error`.
 """
@@ -38,7 +38,7 @@ class SlotCgroups:
     dirs: dict[str, str]  # controller (v2: "unified") -> directory
     path: str  # the memory cgroup's path as /proc/<pid>/cgroup shows it
     oom_file: str = ""  # memory.events (v2) or memory.oom_control (v1): holds the oom_kill count
-    procs: list[str] = field(default_factory=list)  # cgroup.procs files the supervisor writes its pid into
+    procs: list[str] = field(default_factory=list)  # cgroup.procs files the zygote writes its pid into
 
 
 def _own_cgroups() -> dict[str, str]:

@@ -271,7 +271,7 @@ def _zygote_loop(sock: socket.socket, cfg: dict) -> None:
             running[pidfd] = (pid, status_w)
     except BaseException:  # noqa: BLE001
         pass
-    while True:  # the worker is gone: wait for the last supervisor, then leave
+    while True:  # the worker is gone: wait for the last program, then leave
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
@@ -291,7 +291,7 @@ def _exit_kind(status: int | None, oom: bool) -> str:
 
 
 def _read_setup(fd: int, deadline: float) -> str:
-    """What the program's setup (or its supervisor) said: "ok", an error, or "" when it ended silently."""
+    """What the program's setup (or the zygote, when it could not fork it) said: "ok", an error, or "" when it ended silently."""
     buf = b""
     while len(buf) < 4096:
         left = deadline - time.monotonic()
@@ -585,7 +585,7 @@ def _judge(job: dict, spec: dict, rec: dict, i: int) -> dict | None:
 
 
 def _read_line(fd: int) -> str:
-    """One line from the supervisor, unbuffered (so that select() on the fd tells whether more has come)."""
+    """One line from the zygote (the program's wait status), unbuffered (so that select() on the fd tells whether more has come)."""
     buf = b""
     while not buf.endswith(b"\n"):
         chunk = os.read(fd, 1)
@@ -615,7 +615,7 @@ def main() -> None:
     warnings.simplefilter("ignore")  # literal_eval of program output may warn; nothing here is for a reader
     sys.set_int_max_str_digits(rules.INT_DIGITS)
     try:
-        # the cgroup files live outside the sandbox: opened now, written by each supervisor
+        # the cgroup files live outside the sandbox: opened now, written once by the zygote
         cgroup_fds = [os.open(p, os.O_WRONLY) for p in cfg["cgroup"]["procs"]]
         oom_fd = os.open(cfg["cgroup"]["oom_file"], os.O_RDONLY) if cfg["cgroup"]["oom_file"] else None
         info = sandbox.isolate_worker(cfg["visible"], cfg["user_namespace"])
