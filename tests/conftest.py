@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs a worker per core: torch's intra-op threads in each would only spin against each other
+    # (measured: twice the CPU time, a slower suite); the stages' own subprocesses inherit the setting
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 MODELS = ROOT.parent / "shared" / "models"  # the paper's models' real tokenizers, templates and configs, no weights
@@ -102,12 +107,40 @@ def _progress_bars_back_on():
             getattr(sys.modules[name], switch)()
 
 
+def _shared_by_the_workers(tmp_path_factory) -> Path:
+    """This run's base temporary directory; under pytest-xdist, the one its workers' own directories are in."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
-    """`ssd demo --quick`, run once per session and shared by the tests that read it: (its directory, the call)."""
-    out = tmp_path_factory.mktemp("quick-demo") / "demo"
-    r = ssd("demo", "--quick", "--out", out, "--no-progress", check=True)
-    return out, r
+    """`ssd demo --quick`, run once per test run and shared by the tests that read it: (its directory, the call).
+    Under pytest-xdist the first worker to need it makes it, under a file lock, and the others wait and read it
+    (the tests only read it)."""
+    from filelock import FileLock
+
+    root = _shared_by_the_workers(tmp_path_factory) / "quick-demo"
+    root.mkdir(exist_ok=True)
+    out, call = root / "demo", root / "call.json"
+    with FileLock(root.with_suffix(".lock")):
+        if not call.is_file():
+            r = ssd("demo", "--quick", "--out", out, "--no-progress", check=True)
+            call.write_text(json.dumps(vars(r)))
+    return out, Ran(**json.loads(call.read_text()))
+
+
+@pytest.fixture(autouse=True)
+def one_vllm_engine_at_a_time(request, tmp_path_factory):
+    """A vLLM test holds the run's vLLM lock: under pytest-xdist the others wait, as each engine reserves a share
+    of the machine's memory (gpu_memory_utilization)."""
+    if request.node.get_closest_marker("vllm") is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(_shared_by_the_workers(tmp_path_factory) / "vllm.lock"):
+        yield
 
 
 def read_jsonl(path):
@@ -186,3 +219,9 @@ def humaneval8(tmp_path_factory) -> Path:
     with gzip.open(SHARED / "HumanEval.jsonl.gz", "rt") as f:
         path.write_text("".join(line for _, line in zip(range(8), f)))
     return path
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most four (each holds a torch, a tokenizer and a grader pool)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
+
