@@ -225,3 +225,14 @@ def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker per core, at most four (each holds a torch, a tokenizer and a grader pool)."""
     return max(1, min(len(os.sched_getaffinity(0)), 4))
 
+
+@pytest.fixture(scope="session")
+def humaneval_short8(tmp_path_factory) -> Path:
+    """The eight HumanEval problems with the shortest prompts, as published: a training test that must train every
+    sampled row pays for each prompt token with the real vocabulary's logits (~120 k per token)."""
+    path = tmp_path_factory.mktemp("he-short") / "humaneval_short8.jsonl"
+    with gzip.open(SHARED / "HumanEval.jsonl.gz", "rt") as f:
+        lines = f.readlines()
+    path.write_text("".join(sorted(lines, key=lambda line: len(json.loads(line)["prompt"]))[:8]))
+    return path
+

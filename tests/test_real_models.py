@@ -76,7 +76,7 @@ def assert_token_exact(cfg, sample_dir, filter_dir, tmp_path, stops):
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_real_shape_pipeline_trains_on_exactly_what_was_sampled(shape, scaled, humaneval8, tmp_path):
+def test_real_shape_pipeline_trains_on_exactly_what_was_sampled(shape, scaled, humaneval_short8, tmp_path):
     """sample (transformers) -> filter -> train (full) on each real shape: token-exact; the stop ids are the
     generation config's; what rendering the text through the template would have done is on record (the issue's
     measurement: Qwen3-Instruct and -Thinking rewrite every row, Llama trims, the reconstructed MoE template
@@ -86,7 +86,7 @@ def test_real_shape_pipeline_trains_on_exactly_what_was_sampled(shape, scaled, h
     from simplesd.sampling.backends import load_engine
     from simplesd.train import train
 
-    cfg = config(scaled[shape], humaneval8)
+    cfg = config(scaled[shape], humaneval_short8)
     engine = load_engine(cfg)
     assert engine.stop_ids == STOPS[shape]
     m = sample(cfg, tmp_path / "s", progress=False, loaded=engine)
