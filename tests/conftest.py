@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # this process's name when pytest-xdist runs it ("gw0", ...)
+if XDIST_WORKER:
     # pytest-xdist runs a worker per core: torch's intra-op threads in each would only spin against each other
     # (measured: twice the CPU time, a slower suite); the stages' own subprocesses inherit the setting
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -107,10 +108,10 @@ def _progress_bars_back_on():
             getattr(sys.modules[name], switch)()
 
 
-def _shared_by_the_workers(tmp_path_factory) -> Path:
+def shared_by_the_workers(tmp_path_factory) -> Path:
     """This run's base temporary directory; under pytest-xdist, the one its workers' own directories are in."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return base.parent if XDIST_WORKER else base
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +121,7 @@ def quick_demo(tmp_path_factory):
     (the tests only read it)."""
     from filelock import FileLock
 
-    root = _shared_by_the_workers(tmp_path_factory) / "quick-demo"
+    root = shared_by_the_workers(tmp_path_factory) / "quick-demo"
     root.mkdir(exist_ok=True)
     out, call = root / "demo", root / "call.json"
     with FileLock(root.with_suffix(".lock")):
@@ -128,19 +129,6 @@ def quick_demo(tmp_path_factory):
             r = ssd("demo", "--quick", "--out", out, "--no-progress", check=True)
             call.write_text(json.dumps(vars(r)))
     return out, Ran(**json.loads(call.read_text()))
-
-
-@pytest.fixture(autouse=True)
-def one_vllm_engine_at_a_time(request, tmp_path_factory):
-    """A vLLM test holds the run's vLLM lock: under pytest-xdist the others wait, as each engine reserves a share
-    of the machine's memory (gpu_memory_utilization)."""
-    if request.node.get_closest_marker("vllm") is None:
-        yield
-        return
-    from filelock import FileLock
-
-    with FileLock(_shared_by_the_workers(tmp_path_factory) / "vllm.lock"):
-        yield
 
 
 def read_jsonl(path):
@@ -212,27 +200,28 @@ def scaled(tmp_path_factory):
     return {k: scaled_copy(MODELS / v, root / k, stop_probability=0.1) for k, v in SHAPES.items()}
 
 
-@pytest.fixture(scope="session")
-def humaneval8(tmp_path_factory) -> Path:
-    """The first eight HumanEval problems, as published."""
-    path = tmp_path_factory.mktemp("he") / "humaneval8.jsonl"
+def _humaneval_subset(tmp_path_factory, name, pick) -> Path:
+    """A JSONL file of the HumanEval problems pick(lines) chooses, each line as published."""
+    path = tmp_path_factory.mktemp("he") / f"{name}.jsonl"
     with gzip.open(SHARED / "HumanEval.jsonl.gz", "rt") as f:
-        path.write_text("".join(line for _, line in zip(range(8), f)))
+        path.write_text("".join(pick(f.readlines())))
     return path
 
 
-def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: a worker per core, at most four (each holds a torch, a tokenizer and a grader pool)."""
-    return max(1, min(len(os.sched_getaffinity(0)), 4))
+@pytest.fixture(scope="session")
+def humaneval8(tmp_path_factory) -> Path:
+    """The first eight HumanEval problems, as published."""
+    return _humaneval_subset(tmp_path_factory, "humaneval8", lambda lines: lines[:8])
 
 
 @pytest.fixture(scope="session")
 def humaneval_short8(tmp_path_factory) -> Path:
     """The eight HumanEval problems with the shortest prompts, as published: a training test that must train every
     sampled row pays for each prompt token with the real vocabulary's logits (~120 k per token)."""
-    path = tmp_path_factory.mktemp("he-short") / "humaneval_short8.jsonl"
-    with gzip.open(SHARED / "HumanEval.jsonl.gz", "rt") as f:
-        lines = f.readlines()
-    path.write_text("".join(sorted(lines, key=lambda line: len(json.loads(line)["prompt"]))[:8]))
-    return path
+    return _humaneval_subset(tmp_path_factory, "humaneval_short8",
+                             lambda lines: sorted(lines, key=lambda line: len(json.loads(line)["prompt"]))[:8])
 
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most four (each holds a torch, a tokenizer and a grader pool)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 4))

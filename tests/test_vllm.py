@@ -10,12 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ssd, train_config, write_train_file
+from conftest import shared_by_the_workers, ssd, train_config, write_train_file
 
 pytestmark = pytest.mark.vllm
 # `ssd` runs as a subprocess in these tests (process=True): vLLM's engine writes its load messages from its own
 # processes to the file descriptors, which an in-process call's captured stderr does not see, and its first spawned
 # process starts Python's multiprocessing resource tracker, which lives until the test run's own process exits
+
+
+@pytest.fixture(autouse=True)
+def one_vllm_engine_at_a_time(tmp_path_factory):
+    """Each test holds the run's vLLM lock: under pytest-xdist the others wait, as each engine reserves a share of
+    the machine's memory (gpu_memory_utilization)."""
+    from filelock import FileLock
+
+    with FileLock(shared_by_the_workers(tmp_path_factory) / "vllm.lock"):
+        yield
 
 
 def _same_greedy_decoding(model_dir, prompts, max_tokens):
