@@ -280,6 +280,7 @@ def test_ssd_demo_quick(quick_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_ssd_demo_full_and_its_readme_command(tmp_path):
     out = tmp_path / "demo"
     r = ssd("demo", "--out", out, "--no-progress", check=True, timeout=1800)
